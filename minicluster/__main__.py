@@ -1,0 +1,3 @@
+from minicluster.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,399 @@
+"""The one configuration model: config.yaml parsed and checked with pydantic.
+
+Every other part of minicluster (exporter, trainer, renderers, deploy, launcher) reads
+its settings from a `Config`, either loaded from a file with `load_config()` or built by
+`local_profile()`. Errors are `ConfigError`s whose text is a single line naming the file,
+the key path and the reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Ratio = Annotated[float, Field(gt=0, le=1)]
+
+# macOS refuses launchd jobs access to these folders (TCC) or hangs them on a consent
+# prompt; nothing the services read or write may live there.
+TCC_PROTECTED = ("Documents", "Desktop", "Downloads")
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, rendered as one line: `file: key.path: reason`."""
+
+    def __init__(self, source: str, path: str, reason: str):
+        self.source, self.path, self.reason = source, path, reason
+        where = f"{source}: {path}: " if path else f"{source}: "
+        super().__init__(where + reason)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ClusterSettings(_Section):
+    name: str = "minicluster"
+
+
+class NodeSettings(_Section):
+    name: str
+    address: str
+    role: Literal["master", "worker"]
+    ssh_user: str
+    ssh_port: Port = 22
+    install_dir: str = "/opt/minicluster"
+    # The interface that carries training traffic: gloo binds to it (GLOO_SOCKET_IFNAME).
+    interface: str = "en0"
+    exporter_port: Port = 9100
+    # Base interpreter the node's venv is created from (a pinned Homebrew Python).
+    python: str = "/opt/homebrew/bin/python3.12"
+    # Overrides trainer.metrics_base_port on this node (two "nodes" on one host).
+    metrics_base_port: Port | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be lower-case letters, digits and '-' (a DNS label)")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOSTNAME.match(value):
+                raise ValueError(f"{value!r} is neither an IP address nor a host name") from None
+        return value
+
+    @field_validator("install_dir", "python")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not PurePosixPath(value).is_absolute():
+            raise ValueError(f"{value!r} must be an absolute path (launchd has no working dir)")
+        return value
+
+    @property
+    def venv_python(self) -> str:
+        return f"{self.install_dir}/venv/bin/python"
+
+    @property
+    def run_dir(self) -> str:
+        """Where this node's trainer ranks drop their discovery files for the exporter."""
+        return f"{self.install_dir}/run"
+
+    @property
+    def is_loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.address).is_loopback
+        except ValueError:
+            return self.address == "localhost"
+
+
+class ExporterSettings(_Section):
+    disabled_collectors: list[str] = Field(default_factory=list)
+    # A collector that takes longer than this is reported as failed for that scrape.
+    collector_timeout_seconds: PositiveFloat = 2.0
+    max_concurrent_scrapes: Annotated[int, Field(ge=1, le=64)] = 4
+    peer_probe_timeout_seconds: PositiveFloat = 1.0
+    # node_exporter's web-config format: tls_server_config and basic_auth_users (bcrypt).
+    web_config_file: str | None = None
+
+
+class PrometheusSettings(_Section):
+    port: Port = 9090
+    scrape_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
+    scrape_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
+    evaluation_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
+    sd_refresh_seconds: Annotated[int, Field(ge=1, le=600)] = 5
+    retention: Annotated[str, Field(pattern=r"^[0-9]+(ms|s|m|h|d|w|y)$")] = "15d"
+
+
+class AlertmanagerSettings(_Section):
+    port: Port = 9093
+    # Where alerts are POSTed; empty means alerts are only shown in Alertmanager's UI.
+    webhook_url: str | None = None
+    group_wait_seconds: Annotated[int, Field(ge=0)] = 10
+    repeat_interval_hours: Annotated[int, Field(ge=1)] = 4
+
+
+class GrafanaSettings(_Section):
+    port: Port = 3000
+    admin_user: str = "admin"
+    # Generated on first render, mode 0600, outside the repository.
+    admin_password_file: str = "~/.config/minicluster/grafana-admin-password"
+    secret_key_file: str = "~/.config/minicluster/grafana-secret-key"
+
+
+class TrainerSettings(_Section):
+    nproc_per_node: Annotated[int, Field(ge=1, le=64)] = 1
+    metrics_base_port: Port = 9400
+    rendezvous_port: Port = 29400
+    model: Literal["mlp", "transformer"] = "mlp"
+    hidden_size: Annotated[int, Field(ge=1, le=65536)] = 256
+    layers: Annotated[int, Field(ge=1, le=64)] = 2
+    vocab_size: Annotated[int, Field(ge=2, le=65536)] = 64
+    seq_len: Annotated[int, Field(ge=2, le=8192)] = 32
+    heads: Annotated[int, Field(ge=1, le=64)] = 4
+    dataset_size: Annotated[int, Field(ge=1)] = 8192
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    steps: Annotated[int, Field(ge=1)] = 200
+    learning_rate: PositiveFloat = 0.01
+    seed: int = 0
+    log_interval: Annotated[int, Field(ge=1)] = 10
+    # Relative paths are below each node's install_dir.
+    checkpoint_dir: str = "checkpoints"
+    checkpoint_interval: Annotated[int, Field(ge=0)] = 50
+    log_dir: str = "logs"
+    max_restarts: Annotated[int, Field(ge=0, le=100)] = 3
+    # torch.distributed's gloo default is 30 minutes; a dead peer should fail a job sooner.
+    pg_timeout_seconds: Annotated[int, Field(ge=5, le=86400)] = 120
+    rendezvous_timeout_seconds: Annotated[int, Field(ge=5, le=86400)] = 120
+    device: Literal["auto", "cpu", "mps", "cuda"] = "auto"
+    linger_seconds: Annotated[float, Field(ge=0, le=3600)] = 20.0
+
+    def resolve_dir(self, value: str, node: NodeSettings) -> str:
+        path = PurePosixPath(value)
+        return str(path if path.is_absolute() else PurePosixPath(node.install_dir) / path)
+
+
+class AlertThresholds(_Section):
+    cpu_saturated_ratio: Ratio = 0.9
+    memory_available_min_ratio: Ratio = 0.1
+    # kern.memorystatus_vm_pressure_level: 1 normal, 2 warn, 4 critical.
+    memory_pressure_level: Literal[2, 4] = 2
+    filesystem_free_min_ratio: Ratio = 0.1
+    filesystem_predict_full_hours: Annotated[int, Field(ge=1)] = 24
+    swap_bytes_per_second: Annotated[float, Field(ge=0)] = 1_048_576.0
+    network_error_ratio: Ratio = 0.01
+    nic_saturation_ratio: Ratio = 0.9
+    peer_rtt_max_seconds: PositiveFloat = 0.01
+    clock_skew_max_seconds: PositiveFloat = 0.05
+    trainer_stalled_minutes: Annotated[int, Field(ge=1)] = 5
+    straggler_ratio: Ratio = 0.8
+    comm_fraction_max: Ratio = 0.5
+    checkpoint_overdue_minutes: Annotated[int, Field(ge=1)] = 30
+
+
+class Config(_Section):
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    nodes: Annotated[list[NodeSettings], Field(min_length=1)]
+    exporter: ExporterSettings = Field(default_factory=ExporterSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+    alerts: AlertThresholds = Field(default_factory=AlertThresholds)
+
+    @property
+    def master(self) -> NodeSettings:
+        return next(node for node in self.nodes if node.role == "master")
+
+    def node(self, name: str) -> NodeSettings:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(node.name for node in self.nodes)
+        raise KeyError(f"no node named {name!r} (config has: {known})")
+
+    def metrics_base_port(self, node: NodeSettings) -> int:
+        return node.metrics_base_port or self.trainer.metrics_base_port
+
+    def rank_ports(self, node: NodeSettings) -> range:
+        base = self.metrics_base_port(node)
+        return range(base, base + self.trainer.nproc_per_node)
+
+    @property
+    def world_size(self) -> int:
+        return len(self.nodes) * self.trainer.nproc_per_node
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def key_path(loc: tuple) -> str:
+    """('nodes', 1, 'exporter_port') -> 'nodes[1].exporter_port'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def parse_config(data: object, source: str) -> Config:
+    """Validate already-parsed YAML data; raise ConfigError on the first problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", "the top level must be a mapping of sections")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        reason = error["msg"]
+        if error["type"] == "extra_forbidden":
+            reason = "unknown key"
+        elif error["type"] == "missing":
+            reason = "required key is missing"
+        elif error["type"] == "value_error":
+            reason = reason.removeprefix("Value error, ")
+        raise ConfigError(source, key_path(error["loc"]), reason) from None
+    check_config(config, source)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config.yaml."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(source, "", "no such file") from None
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, "", f"{line}invalid YAML: {problem}") from None
+    return parse_config(data, source)
+
+
+# --- checks across fields ------------------------------------------------------------------
+
+
+def _tcc_folder(path: str) -> str | None:
+    parts = PurePosixPath(path).parts
+    for index, part in enumerate(parts):
+        if part not in TCC_PROTECTED:
+            continue
+        under_home = index == 1 and parts[0] == "~"
+        under_users = index == 3 and parts[:2] == ("/", "Users")
+        if under_home or under_users:
+            return part
+    return None
+
+
+def check_config(config: Config, source: str) -> None:
+    """The rules pydantic's per-field types cannot express; raise on the first violation."""
+    masters = [i for i, node in enumerate(config.nodes) if node.role == "master"]
+    if not masters:
+        raise ConfigError(source, "nodes", "no node has role master (exactly one must)")
+    if len(masters) > 1:
+        first = config.nodes[masters[0]].name
+        raise ConfigError(
+            source, f"nodes[{masters[1]}].role", f"a second master (the first is {first})"
+        )
+
+    names: dict[str, int] = {}
+    addresses: dict[str, int] = {}
+    for i, node in enumerate(config.nodes):
+        if node.name in names:
+            raise ConfigError(
+                source, f"nodes[{i}].name", f"{node.name!r} is already nodes[{names[node.name]}]"
+            )
+        names[node.name] = i
+        # Several "nodes" may share a loopback address: that is one machine acting as many.
+        if node.address in addresses and not node.is_loopback:
+            other = config.nodes[addresses[node.address]].name
+            raise ConfigError(
+                source, f"nodes[{i}].address", f"{node.address} is already the address of {other}"
+            )
+        addresses.setdefault(node.address, i)
+
+    prom = config.prometheus
+    if prom.scrape_timeout_seconds > prom.scrape_interval_seconds:
+        raise ConfigError(
+            source,
+            "prometheus.scrape_timeout_seconds",
+            f"{prom.scrape_timeout_seconds} is longer than scrape_interval_seconds "
+            f"({prom.scrape_interval_seconds})",
+        )
+
+    for disabled in config.exporter.disabled_collectors:
+        # Imported late: the collector registry imports psutil, which config users may not need.
+        from exporters.registry import collector_names
+
+        if disabled not in collector_names():
+            known = ", ".join(sorted(collector_names()))
+            raise ConfigError(
+                source, "exporter.disabled_collectors", f"unknown collector {disabled!r} ({known})"
+            )
+
+    _check_ports(config, source)
+    _check_paths(config, source)
+
+
+def _check_ports(config: Config, source: str) -> None:
+    """Every port is claimed once per host; nodes sharing an address are one host."""
+    claimed: dict[tuple[str, int], str] = {}
+
+    def claim(node: NodeSettings, port: int, owner: str, path: str) -> None:
+        key = (node.address, port)
+        if key in claimed:
+            raise ConfigError(source, path, f"{port} is already used by {claimed[key]}")
+        claimed[key] = f"{owner} on {node.name}"
+
+    master = config.master
+    claim(master, config.prometheus.port, "prometheus", "prometheus.port")
+    claim(master, config.alertmanager.port, "alertmanager", "alertmanager.port")
+    claim(master, config.grafana.port, "grafana", "grafana.port")
+    claim(master, config.trainer.rendezvous_port, "the rendezvous", "trainer.rendezvous_port")
+    for i, node in enumerate(config.nodes):
+        claim(node, node.exporter_port, "the exporter", f"nodes[{i}].exporter_port")
+        base_path = (
+            f"nodes[{i}].metrics_base_port"
+            if node.metrics_base_port
+            else "trainer.metrics_base_port"
+        )
+        for local_rank, port in enumerate(config.rank_ports(node)):
+            if port > 65535:
+                raise ConfigError(source, base_path, f"rank port {port} is above 65535")
+            claim(node, port, f"trainer local rank {local_rank}", base_path)
+
+
+def _check_paths(config: Config, source: str) -> None:
+    checks = [(f"nodes[{i}].install_dir", n.install_dir) for i, n in enumerate(config.nodes)]
+    checks += [
+        ("trainer.checkpoint_dir", config.trainer.checkpoint_dir),
+        ("trainer.log_dir", config.trainer.log_dir),
+    ]
+    for path, value in checks:
+        folder = _tcc_folder(value)
+        if folder:
+            raise ConfigError(
+                source,
+                path,
+                f"{value!r} is under ~/{folder}, which macOS (TCC) blocks for launchd jobs",
+            )
