@@ -1,0 +1,1 @@
+"""Renderers: everything deploy and demo install, built from a Config."""
