@@ -112,6 +112,8 @@ class ExporterSettings(_Section):
 
 class PrometheusSettings(_Section):
     port: Port = 9090
+    # Homebrew's paths on Apple Silicon; promtool is looked up beside the binary.
+    binary: str = "/opt/homebrew/bin/prometheus"
     scrape_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
     scrape_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
     evaluation_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
@@ -121,6 +123,7 @@ class PrometheusSettings(_Section):
 
 class AlertmanagerSettings(_Section):
     port: Port = 9093
+    binary: str = "/opt/homebrew/bin/alertmanager"
     # Where alerts are POSTed; empty means alerts are only shown in Alertmanager's UI.
     webhook_url: str | None = None
     group_wait_seconds: Annotated[int, Field(ge=0)] = 10
@@ -129,6 +132,8 @@ class AlertmanagerSettings(_Section):
 
 class GrafanaSettings(_Section):
     port: Port = 3000
+    binary: str = "/opt/homebrew/bin/grafana"
+    homepath: str = "/opt/homebrew/opt/grafana/share/grafana"
     admin_user: str = "admin"
     # Generated on first render, mode 0600, outside the repository.
     admin_password_file: str = "~/.config/minicluster/grafana-admin-password"
