@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,6 +17,15 @@ def default_state_dir() -> Path:
     """Where the local profile keeps its files: outside the repository, per user."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "minicluster"
+
+
+def _installed(*names: str) -> str | None:
+    """The first of `names` on PATH (Debian calls Alertmanager prometheus-alertmanager)."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
 
 
 def local_profile(state_dir: Path | None = None, **sections: dict) -> Config:
@@ -52,8 +62,18 @@ def local_profile(state_dir: Path | None = None, **sections: dict) -> Config:
             },
         ],
         "prometheus": {"scrape_interval_seconds": 5, "scrape_timeout_seconds": 4},
+        "alertmanager": {},
+        "grafana": {},
         "trainer": {"steps": 60, "checkpoint_interval": 20, "linger_seconds": 10},
     }
+    for section, names in [
+        ("prometheus", ["prometheus"]),
+        ("alertmanager", ["alertmanager", "prometheus-alertmanager"]),
+        ("grafana", ["grafana", "grafana-server"]),
+    ]:
+        binary = _installed(*names)
+        if binary:
+            data[section]["binary"] = binary
     for key, values in sections.items():
         data.setdefault(key, {}).update(values)
     return parse_config(data, LOCAL_SOURCE)
