@@ -50,6 +50,10 @@ class NodeSettings(_Section):
     role: Literal["master", "worker"]
     ssh_user: str
     ssh_port: Port = 22
+    # Private key and known_hosts file for deploy/doctor; None means ssh's own defaults
+    # (~/.ssh/config, the agent, ~/.ssh/known_hosts).
+    ssh_key: str | None = None
+    ssh_known_hosts_file: str | None = None
     install_dir: str = "/opt/minicluster"
     # The interface that carries training traffic: gloo binds to it (GLOO_SOCKET_IFNAME).
     interface: str = "en0"
@@ -184,7 +188,8 @@ class AlertThresholds(_Section):
     nic_saturation_ratio: Ratio = 0.9
     peer_rtt_max_seconds: PositiveFloat = 0.01
     clock_skew_max_seconds: PositiveFloat = 0.05
-    trainer_stalled_minutes: Annotated[int, Field(ge=1)] = 5
+    # Minutes, fractions allowed: tests use 0.25 to see TrainerStalled/RankDown in seconds.
+    trainer_stalled_minutes: PositiveFloat = 5
     straggler_ratio: Ratio = 0.8
     comm_fraction_max: Ratio = 0.5
     checkpoint_overdue_minutes: Annotated[int, Field(ge=1)] = 30

@@ -12,6 +12,7 @@ import plistlib
 from pathlib import PurePosixPath
 
 from minicluster.config import Config, NodeSettings
+from minicluster.render import layout
 
 LAUNCH_DAEMONS_DIR = "/Library/LaunchDaemons"
 LABEL_PREFIX = "io.minicluster."
@@ -68,3 +69,93 @@ def exporter_plist(config: Config, node: NodeSettings, config_path: str) -> dict
 
 def dumps(plist: dict) -> bytes:
     return plistlib.dumps(plist, fmt=plistlib.FMT_XML, sort_keys=True)
+
+
+# --- the master's monitoring services -------------------------------------------------------
+# Paths follow minicluster.render.layout: the rendered tree in <install_dir>/stack, data in
+# <install_dir>/data/<service>. Each binary is the configured absolute path (Homebrew's).
+
+
+def _master_daemon(config: Config, service: str, arguments: list[str]) -> dict:
+    master = config.master
+    return daemon_plist(
+        LABEL_PREFIX + service,
+        arguments,
+        user=master.ssh_user,
+        working_directory=layout.data_dir(master, service),
+        log_dir=layout.log_dir(master),
+    )
+
+
+def _listen(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def prometheus_command(config: Config, config_file: str, data_dir: str) -> list[str]:
+    """Prometheus' command line; launchd on the master and localstack both use it."""
+    prom = config.prometheus
+    return [
+        prom.binary,
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={data_dir}",
+        f"--storage.tsdb.retention.time={prom.retention}",
+        f"--web.listen-address={_listen(config.master.address, prom.port)}",
+        # POST /-/reload after deploy replaces a validated config.
+        "--web.enable-lifecycle",
+    ]
+
+
+def alertmanager_command(config: Config, config_file: str, data_dir: str) -> list[str]:
+    """Alertmanager's command line; launchd on the master and localstack both use it."""
+    am = config.alertmanager
+    return [
+        am.binary,
+        f"--config.file={config_file}",
+        f"--storage.path={data_dir}",
+        f"--web.listen-address={_listen(config.master.address, am.port)}",
+        # An empty address turns off high-availability gossip, which otherwise listens on
+        # every interface (port 9094).
+        "--cluster.listen-address=",
+    ]
+
+
+def prometheus_plist(config: Config) -> dict:
+    master = config.master
+    return _master_daemon(
+        config,
+        "prometheus",
+        prometheus_command(
+            config,
+            f"{layout.stack_dir(master)}/prometheus/prometheus.yml",
+            layout.data_dir(master, "prometheus"),
+        ),
+    )
+
+
+def alertmanager_plist(config: Config) -> dict:
+    master = config.master
+    return _master_daemon(
+        config,
+        "alertmanager",
+        alertmanager_command(
+            config,
+            f"{layout.stack_dir(master)}/alertmanager/alertmanager.yml",
+            layout.data_dir(master, "alertmanager"),
+        ),
+    )
+
+
+def grafana_plist(config: Config) -> dict:
+    graf = config.grafana
+    ini = f"{layout.stack_dir(config.master)}/grafana/grafana.ini"
+    # Homebrew's `grafana` takes a `server` sub-command; the older `grafana-server` does not.
+    command = [graf.binary] if graf.binary.endswith("grafana-server") else [graf.binary, "server"]
+    return _master_daemon(
+        config, "grafana", [*command, f"--config={ini}", f"--homepath={graf.homepath}"]
+    )
+
+
+def master_plists(config: Config) -> dict[str, dict]:
+    """Label -> plist of the services that run on the master only."""
+    plists = [prometheus_plist(config), alertmanager_plist(config), grafana_plist(config)]
+    return {plist["Label"]: plist for plist in plists}

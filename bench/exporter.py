@@ -1,0 +1,253 @@
+"""Benchmark: this exporter side by side with Debian's node_exporter, in one run.
+
+    .venv/bin/python bench/exporter.py [--scrapes 1000] [--concurrency 10] [--soak 10000]
+
+Both exporters run on 127.0.0.1 with kernel-chosen ports and their default collectors.
+The client behaves like Prometheus: one keep-alive connection per scraper, Prometheus'
+Accept header and `Accept-Encoding: gzip`. For each exporter, one after the other:
+
+1. 200 sequential scrapes (what Prometheus does: one scrape at a time per target),
+2. `--scrapes` scrapes at `--concurrency` (latency median/p99, CPU seconds per scrape from
+   the exporter's own CPU time, errors),
+3. `--soak` scrapes at the same concurrency, sampling the exporter's RSS every tenth.
+
+Prints a rich table; docs/performance.md has the numbers of a run and what they mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
+HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+    "X-Prometheus-Scrape-Timeout-Seconds": "10",
+}
+SEQUENTIAL_SCRAPES = 200
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Phase:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    cpu_seconds: float = 0.0
+    series: int = 0
+    rss_samples: list[int] = field(default_factory=list)
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Scraper:
+    """One keep-alive connection, as Prometheus keeps one per target."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def scrape(self) -> tuple[float, bytes | None]:
+        started = time.perf_counter()
+        try:
+            self.connection.request("GET", "/metrics", headers=HEADERS)
+            response = self.connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            self.connection.close()
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            return time.perf_counter() - started, None
+        elapsed = time.perf_counter() - started
+        if response.status != 200:
+            return elapsed, None
+        if response.getheader("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return elapsed, body
+
+
+def run_phase(
+    port: int, process: psutil.Process, scrapes: int, concurrency: int, rss_every: int = 0
+) -> Phase:
+    phase = Phase()
+    lock = threading.Lock()
+    remaining = [scrapes]
+    done = [0]
+
+    def worker() -> None:
+        scraper = Scraper(port)
+        while True:
+            with lock:
+                if remaining[0] == 0:
+                    return
+                remaining[0] -= 1
+            elapsed, body = scraper.scrape()
+            with lock:
+                phase.latencies.append(elapsed)
+                done[0] += 1
+                if body is None:
+                    phase.errors += 1
+                elif not phase.series:
+                    phase.series = sum(
+                        1 for line in body.splitlines() if line and not line.startswith(b"#")
+                    )
+                if rss_every and done[0] % rss_every == 0:
+                    phase.rss_samples.append(process.memory_info().rss)
+
+    before = process.cpu_times()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = process.cpu_times()
+    phase.cpu_seconds = (after.user + after.system) - (before.user + before.system)
+    return phase
+
+
+def wait_ready(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"exporter exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass
+            if Scraper(port).scrape()[1] is not None:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"nothing answered on port {port}")
+
+
+def start_ours(workdir: Path, port: int, concurrency: int) -> subprocess.Popen:
+    # max_concurrent_scrapes must admit the benchmark's concurrency, or the cap answers 503
+    # (as designed); node_exporter's own cap (--web.max-requests) defaults to 40.
+    config = {
+        "nodes": [{"name": "bench", "address": "127.0.0.1", "role": "master", "ssh_user": "bench"}],
+        "exporter": {"max_concurrent_scrapes": max(concurrency, 4)},
+    }
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    argv = [sys.executable, "-m", "exporters", "--config", str(path), "--node", "bench"]
+    argv += ["--listen", f"127.0.0.1:{port}"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_node_exporter(port: int) -> subprocess.Popen:
+    argv = [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure(name: str, start, args, console: Console) -> dict:
+    port = free_port()
+    process = start(port)
+    try:
+        wait_ready(port, process)
+        proc = psutil.Process(process.pid)
+        console.print(f"[bold]{name}[/]: sequential {SEQUENTIAL_SCRAPES} scrapes")
+        sequential = run_phase(port, proc, SEQUENTIAL_SCRAPES, 1)
+        console.print(f"[bold]{name}[/]: {args.scrapes} scrapes at concurrency {args.concurrency}")
+        loaded = run_phase(port, proc, args.scrapes, args.concurrency)
+        console.print(f"[bold]{name}[/]: {args.soak} scrapes for RSS")
+        soak = run_phase(port, proc, args.soak, args.concurrency, rss_every=args.soak // 10)
+    finally:
+        process.terminate()
+        process.wait(10)
+    return {"sequential": sequential, "loaded": loaded, "soak": soak}
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def mb(value: float) -> str:
+    return f"{value / 1e6:.1f} MB"
+
+
+def report(results: dict[str, dict], args, console: Console) -> None:
+    ours, theirs = results["minicluster exporter"], results["node_exporter"]
+    python = sys.version.split()[0]
+    table = Table(title=f"Exporter benchmark ({psutil.cpu_count()} CPUs, Python {python})")
+    table.add_column("measure")
+    for name in results:
+        table.add_column(name, justify="right")
+    table.add_column("ratio (ours / node_exporter)", justify="right")
+
+    def row(label: str, pick, fmt) -> None:
+        a, b = pick(ours), pick(theirs)
+        table.add_row(label, fmt(a), fmt(b), f"{a / b:.2f}x" if b else "-")
+
+    row("sequential median latency", lambda r: statistics.median(r["sequential"].latencies), ms)
+    row("sequential p99 latency", lambda r: r["sequential"].quantile(0.99), ms)
+    row(
+        "sequential CPU per scrape",
+        lambda r: r["sequential"].cpu_seconds / SEQUENTIAL_SCRAPES,
+        ms,
+    )
+    label = f"x{args.concurrency}"
+    row(f"{label} median latency", lambda r: statistics.median(r["loaded"].latencies), ms)
+    row(f"{label} p99 latency", lambda r: r["loaded"].quantile(0.99), ms)
+    row(f"{label} CPU per scrape", lambda r: r["loaded"].cpu_seconds / args.scrapes, ms)
+    row("series per scrape", lambda r: r["loaded"].series, str)
+    row(
+        "errors (all phases)",
+        lambda r: r["sequential"].errors + r["loaded"].errors + r["soak"].errors,
+        str,
+    )
+    row(f"RSS after {args.soak // 10} soak scrapes", lambda r: r["soak"].rss_samples[0], mb)
+    row(f"RSS after {args.soak} soak scrapes", lambda r: r["soak"].rss_samples[-1], mb)
+    row("RSS max during soak", lambda r: max(r["soak"].rss_samples), mb)
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scrapes", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--soak", type=int, default=10_000)
+    args = parser.parse_args(argv)
+    if not shutil.which(NODE_EXPORTER):
+        print(f"{NODE_EXPORTER} is missing: apt-get install prometheus-node-exporter")
+        return 1
+    console = Console()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {
+            "minicluster exporter": measure(
+                "minicluster exporter",
+                lambda port: start_ours(Path(tmp), port, args.concurrency),
+                args,
+                console,
+            ),
+            "node_exporter": measure("node_exporter", start_node_exporter, args, console),
+        }
+    report(results, args, console)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""Command line: `python -m exporters` and `minicluster exporter` share these flags."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from exporters import options as opts
+from exporters.registry import build_collectors, collector_names
+from exporters.scrape import ScrapeGuard
+from exporters.server import ExporterServer
+from exporters.webconfig import load_web_config
+from minicluster.config import Config, ConfigError, load_config
+
+EXIT_USAGE = 2
+log = logging.getLogger("exporters")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags besides --config (minicluster's CLI adds its own --config/--local)."""
+    parser.add_argument(
+        "--node", metavar="NAME", help="which node of the config this is (default: by hostname)"
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="address to bind (default: the node's address and exporter_port; "
+        "127.0.0.1:9100 without a config file; port 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--web-config",
+        metavar="FILE",
+        help="TLS and basic-auth file in node_exporter's web-config format "
+        "(default: exporter.web_config_file)",
+    )
+    parser.add_argument(
+        "--collector.disable",
+        dest="disabled",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help=f"turn a collector off (repeatable): {', '.join(sorted(collector_names()))}",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m exporters",
+        description="Node exporter: node_exporter's metrics, correct on macOS, plus "
+        "/sd for trainer ranks. Without --config it uses built-in defaults.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="config.yaml (default: none)")
+    add_arguments(parser)
+    return parser
+
+
+def resolve_options(args: argparse.Namespace, config: Config | None, source: str) -> opts.Options:
+    disabled = frozenset(args.disabled)
+    unknown = disabled - collector_names()
+    if unknown:
+        known = ", ".join(sorted(collector_names()))
+        raise ConfigError(
+            "command line", "--collector.disable", f"unknown collector {min(unknown)!r} ({known})"
+        )
+    try:
+        listen = opts.parse_listen(args.listen) if args.listen else None
+    except ValueError as exc:
+        raise ConfigError("command line", "", str(exc)) from None
+    if config is None:
+        return opts.defaults(args.node, listen, disabled, args.web_config)
+    node = opts.pick_node(config, args.node, source)
+    return opts.from_config(config, node, listen, disabled, args.web_config)
+
+
+def serve(
+    options: opts.Options,
+    sources: Mapping[str, Callable[[], Any]] | None = None,
+    platform: str | None = None,
+) -> int:
+    """Run until SIGTERM or Ctrl-C. Prints the URL it listens on once it accepts scrapes."""
+    logging.basicConfig(format="exporters: %(levelname)s %(message)s", level=logging.INFO)
+    tls, auth = None, None
+    if options.web_config_file:
+        tls, auth = load_web_config(options.web_config_file)
+    collectors = build_collectors(options, platform, sources)
+    guard = ScrapeGuard(
+        collectors, options.collector_timeout_seconds, options.max_concurrent_scrapes
+    )
+    try:
+        server = ExporterServer(options, guard, tls, auth)
+    except OSError as exc:
+        where = f"{options.listen_host}:{options.listen_port}"
+        print(f"exporters: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
+        return 1
+    # launchd stops a job with SIGTERM: leave serve_forever and close the socket.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    names = ", ".join(c.name for c in collectors)
+    print(f"exporters: node {options.node} listening on {server.url}", flush=True)
+    log.info("collectors: %s", names)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config) if args.config else None
+        options = resolve_options(args, config, args.config or "")
+        return serve(options)
+    except ConfigError as exc:
+        print(f"exporters: {exc}", file=sys.stderr)
+        return EXIT_USAGE

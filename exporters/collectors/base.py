@@ -1,0 +1,60 @@
+"""What every collector is: a prometheus_client custom collector with an injected source.
+
+`collect()` calls `self.source()` at scrape time and turns the result into fresh metric
+families; nothing updates gauges in the background. Tests pass a fake source and read the
+result back through a fresh `CollectorRegistry`. Each collector registers itself under
+the name users pass to `exporter.disabled_collectors` / `--collector.disable`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+from prometheus_client.core import Metric
+
+LINUX_AND_DARWIN = frozenset({"linux", "darwin"})
+DARWIN_ONLY = frozenset({"darwin"})
+
+_REGISTERED: dict[str, type[Collector]] = {}
+
+
+class Collector:
+    name: ClassVar[str]
+    # Where the collector has something to read; elsewhere it is not instantiated.
+    platforms: ClassVar[frozenset[str]] = LINUX_AND_DARWIN
+
+    def __init__(self, source: Callable[[], Any] | None = None):
+        self.source = source if source is not None else self.default_source()
+
+    @classmethod
+    def from_options(cls, options: Any, source: Callable[[], Any] | None = None) -> Collector:
+        """Build from the exporter's resolved options (most collectors need none)."""
+        return cls(source)
+
+    def default_source(self) -> Callable[[], Any]:
+        raise NotImplementedError
+
+    def collect(self) -> Iterator[Metric]:
+        raise NotImplementedError
+
+
+def register(cls: type[Collector]) -> type[Collector]:
+    if cls.name in _REGISTERED:
+        raise ValueError(f"two collectors named {cls.name!r}")
+    _REGISTERED[cls.name] = cls
+    return cls
+
+
+def registered() -> dict[str, type[Collector]]:
+    return dict(_REGISTERED)
+
+
+def for_platform(linux: Callable[[], Any], darwin: Callable[[], Any]) -> Callable[[], Any]:
+    """Pick the reader for the OS this runs on; other systems are not supported."""
+    if sys.platform == "darwin":
+        return darwin
+    if sys.platform.startswith("linux"):
+        return linux
+    raise OSError(f"unsupported platform {sys.platform}")

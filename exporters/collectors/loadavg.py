@@ -1,0 +1,24 @@
+"""loadavg: `node_load1`, `node_load5`, `node_load15`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from exporters.collectors.base import Collector, register
+
+
+@register
+class LoadavgCollector(Collector):
+    name = "loadavg"
+
+    def default_source(self):
+        return os.getloadavg
+
+    def collect(self) -> Iterator[Metric]:
+        one, five, fifteen = self.source()
+        yield GaugeMetricFamily("node_load1", "1m load average.", value=one)
+        yield GaugeMetricFamily("node_load5", "5m load average.", value=five)
+        yield GaugeMetricFamily("node_load15", "15m load average.", value=fifteen)

@@ -1,0 +1,109 @@
+"""meminfo: node_exporter's memory names for the platform it runs on.
+
+Linux: every /proc/meminfo field, `node_memory_MemTotal_bytes`, `..._MemAvailable_bytes`, ...
+macOS: `node_memory_{total,free,active,inactive,wired,compressed,purgeable,internal}_bytes`,
+`node_memory_swap_{total,used}_bytes`, `node_memory_swapped_{in,out}_bytes_total`.
+macOS has no MemAvailable; alerts normalise the two in recording rules.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporters import macos
+from exporters.collectors.base import Collector, for_platform, register
+
+_PARENTHESES = re.compile(r"\((.*)\)")
+
+# struct vm_statistics64 (<mach/vm_statistics.h>): 4 natural_t, 9 uint64, 2 natural_t,
+# 4 uint64, 4 natural_t, 1 uint64; naturally aligned, 152 bytes.
+VM_STATISTICS64 = struct.Struct("<4I9Q2I4Q4IQ")
+VM_STATISTICS64_FIELDS = (
+    *("free_count", "active_count", "inactive_count", "wire_count"),
+    *("zero_fill_count", "reactivations", "pageins", "pageouts", "faults", "cow_faults"),
+    *("lookups", "hits", "purges"),
+    *("purgeable_count", "speculative_count"),
+    *("decompressions", "compressions", "swapins", "swapouts"),
+    *("compressor_page_count", "throttled_count", "external_page_count", "internal_page_count"),
+    "total_uncompressed_pages_in_compressor",
+)
+# struct xsw_usage (<sys/sysctl.h>), the value of vm.swapusage.
+XSW_USAGE = struct.Struct("<3QIi")
+
+
+def parse_meminfo(text: str) -> dict[str, float]:
+    """/proc/meminfo -> {"MemTotal_bytes": ..., "HugePages_Total": ...} as node_exporter names."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        key, colon, rest = line.partition(":")
+        parts = rest.split()
+        if not colon or not parts:
+            continue
+        if "(" in key:
+            key = _PARENTHESES.sub(r"_\1", key)  # Active(anon) -> Active_anon
+        if len(parts) == 2:  # the unit is always kB
+            values[f"{key}_bytes"] = float(parts[0]) * 1024
+        else:
+            values[key] = float(parts[0])
+    return values
+
+
+def read_linux() -> dict[str, float]:
+    return parse_meminfo(Path("/proc/meminfo").read_text())
+
+
+def parse_vm_statistics64(raw: bytes) -> dict[str, int]:
+    return dict(zip(VM_STATISTICS64_FIELDS, VM_STATISTICS64.unpack_from(raw), strict=True))
+
+
+def parse_xsw_usage(raw: bytes) -> dict[str, int]:
+    total, avail, used, pagesize, _encrypted = XSW_USAGE.unpack_from(raw)
+    return {"total": total, "avail": avail, "used": used, "pagesize": pagesize}
+
+
+def darwin_memory(
+    sysctl_int: Callable[[str], int] = macos.sysctl_int,
+    sysctl_bytes: Callable[[str], bytes] = macos.sysctl_bytes,
+    vm_statistics: Callable[[], bytes] = macos.host_vm_statistics64,
+) -> dict[str, float]:
+    vm = parse_vm_statistics64(vm_statistics())
+    swap = parse_xsw_usage(sysctl_bytes("vm.swapusage"))
+    page = sysctl_int("hw.pagesize")
+    return {
+        "total_bytes": sysctl_int("hw.memsize"),
+        "free_bytes": vm["free_count"] * page,
+        "active_bytes": vm["active_count"] * page,
+        "inactive_bytes": vm["inactive_count"] * page,
+        "wired_bytes": vm["wire_count"] * page,
+        "compressed_bytes": vm["compressor_page_count"] * page,
+        "purgeable_bytes": vm["purgeable_count"] * page,
+        "internal_bytes": vm["internal_page_count"] * page,
+        "swap_total_bytes": swap["total"],
+        "swap_used_bytes": swap["used"],
+        # Pages moved to and from swap. node_exporter uses pageins/pageouts here, which
+        # count file paging too; swapins/swapouts are the swap traffic an alert wants.
+        "swapped_in_bytes_total": vm["swapins"] * page,
+        "swapped_out_bytes_total": vm["swapouts"] * page,
+    }
+
+
+@register
+class MeminfoCollector(Collector):
+    name = "meminfo"
+
+    def default_source(self):
+        return for_platform(linux=read_linux, darwin=darwin_memory)
+
+    def collect(self) -> Iterator[Metric]:
+        for key, value in self.source().items():
+            name = f"node_memory_{key}"
+            help_text = f"Memory information field {key}."
+            if key.endswith("_total"):
+                yield CounterMetricFamily(name, help_text, value=value)
+            else:
+                yield GaugeMetricFamily(name, help_text, value=value)

@@ -1,0 +1,219 @@
+"""The end-of-job summary, built from the ranks' `summary <json>` lines.
+
+Printed as a table and stored under "summary" in runs/<job_id>.json (other keys in that
+file, e.g. from `minicluster report`, are kept). Figures:
+
+- samples/s: all ranks' samples over the longest rank wall time;
+- step time by phase: per-step mean over ranks of each phase (data, forward, backward,
+  comm, optimizer, staging), and the communication fraction comm / sum of phases;
+- all-reduce bus bandwidth: nccl-tests' definition, algbw x 2(n-1)/n with algbw = bytes
+  all-reduced / seconds in all-reduce, so it compares directly with the link speed (the
+  exporters' node_network_speed_bytes of each node's training interface, when known).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from rich.table import Table
+
+from minicluster.config import Config
+from minicluster.logformat import LogLine
+
+PHASES = ("data", "forward", "backward", "comm", "optimizer", "staging")
+
+
+def rank_summaries(lines: Iterable[LogLine]) -> dict[int, dict]:
+    """rank -> the trainer's summary dict (the last one a rank printed)."""
+    found: dict[int, dict] = {}
+    for line in lines:
+        word, _, rest = line.message.partition(" ")
+        if word != "summary":
+            continue
+        try:
+            data = json.loads(rest)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            found[int(data.get("rank", line.rank))] = data
+    return found
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _number(rank: dict, key: str) -> float | None:
+    value = rank.get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _mean_of(ranks: list[dict], key: str) -> float | None:
+    """The mean over the ranks that report `key`; None when none does."""
+    values = [v for v in (_number(r, key) for r in ranks) if v is not None]
+    return _mean(values) if values else None
+
+
+def summarize(
+    ranks: dict[int, dict],
+    *,
+    world_size: int,
+    target_steps: int,
+    wall_seconds: float,
+    link_speed_bytes: float | None,
+) -> dict:
+    reported = [ranks[r] for r in sorted(ranks)]
+    summary: dict = {
+        "ranks_reported": len(reported),
+        "world_size": world_size,
+        "target_steps": target_steps,
+        "wall_seconds": round(wall_seconds, 3),
+        "link_speed_bytes_per_second": link_speed_bytes,
+    }
+    if not reported:
+        return summary
+    steps = min(int(_number(r, "steps") or 0) for r in reported)
+    train_seconds = max(_number(r, "wall_seconds") or 0.0 for r in reported)
+    samples = int(sum(_number(r, "samples") or 0 for r in reported))
+    phase_per_step = {
+        phase: _mean(
+            [
+                float((r.get("phase_seconds") or {}).get(phase) or 0.0)
+                / max(int(_number(r, "steps") or 0), 1)
+                for r in reported
+            ]
+        )
+        for phase in PHASES
+    }
+    step_seconds = sum(phase_per_step.values())
+    # Without metrics (--no-metrics) the ranks count no all-reduces: those stay None.
+    ar_calls = _mean_of(reported, "allreduce_calls")
+    ar_bytes = _mean_of(reported, "allreduce_bytes")
+    ar_seconds = _mean_of(reported, "allreduce_seconds")
+    algbw = ar_bytes / ar_seconds if ar_bytes is not None and ar_seconds else None
+    n = int(_number(reported[0], "world_size") or world_size)
+    busbw = algbw * 2 * (n - 1) / n if algbw is not None and n > 1 else None
+    summary.update(
+        {
+            "steps": steps,
+            "samples": samples,
+            "train_seconds": round(train_seconds, 3),
+            "samples_per_second": samples / train_seconds if train_seconds > 0 else None,
+            "step_seconds": step_seconds,
+            "phase_seconds_per_step": phase_per_step,
+            "comm_fraction": phase_per_step["comm"] / step_seconds if step_seconds > 0 else None,
+            "allreduce_calls": int(ar_calls) if ar_calls is not None else None,
+            "allreduce_bytes": int(ar_bytes) if ar_bytes is not None else None,
+            "allreduce_seconds": ar_seconds,
+            "allreduce_algbw_bytes_per_second": algbw,
+            "allreduce_busbw_bytes_per_second": busbw,
+            "busbw_link_ratio": (
+                busbw / link_speed_bytes if busbw is not None and link_speed_bytes else None
+            ),
+            "grad_bytes": int(_number(reported[0], "grad_bytes") or 0),
+            "restarts": max(int(_number(r, "restarts") or 0) for r in reported),
+            "final_loss": reported[0].get("final_loss"),
+        }
+    )
+    return summary
+
+
+def _speed_of(metrics_text: str, device: str) -> float | None:
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != "node_network_speed_bytes":
+            continue
+        for sample in family.samples:
+            if sample.labels.get("device") == device and sample.value > 0:
+                return sample.value
+    return None
+
+
+def link_speed_bytes(config: Config, timeout: float = 2.0) -> float | None:
+    """The slowest known training-interface speed among the nodes, from their exporters."""
+    speeds = []
+    for node in config.nodes:
+        try:
+            url = f"http://{node.address}:{node.exporter_port}/metrics"
+            response = requests.get(url, timeout=timeout)
+            response.raise_for_status()
+        except requests.RequestException:
+            continue  # not deployed, or behind TLS/basic auth: the speed stays unknown
+        speed = _speed_of(response.text, node.interface)
+        if speed:
+            speeds.append(speed)
+    return min(speeds) if speeds else None
+
+
+def write_record(runs_dir: Path, job_id: str, record: dict) -> Path:
+    """Add `record`'s keys to runs/<job_id>.json (atomically), keeping any others."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    path = runs_dir / f"{job_id}.json"
+    existing: dict = {}
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text())
+        except ValueError:
+            existing = {}
+    existing.update(record)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(existing, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+# --- presentation --------------------------------------------------------------------------
+
+
+def _rate(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    for unit, size in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
+        if value >= size:
+            return f"{value / size:.2f} {unit}"
+    return f"{value:.0f} B/s"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def summary_table(job_id: str, status: str, summary: dict) -> Table:
+    table = Table(title=f"job {job_id}: {status}", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("wall time", f"{summary['wall_seconds']:.1f} s (launch to exit)")
+    table.add_row("ranks reported", f"{summary['ranks_reported']}/{summary['world_size']}")
+    if "steps" not in summary:
+        return table
+    table.add_row("steps", f"{summary['steps']}/{summary['target_steps']}")
+    sps = summary["samples_per_second"]
+    table.add_row(
+        "samples/s",
+        f"{sps:.1f} ({summary['samples']} samples in {summary['train_seconds']:.1f} s)"
+        if sps
+        else "unknown",
+    )
+    phases = summary["phase_seconds_per_step"]
+    breakdown = ", ".join(f"{p} {_ms(s)}" for p, s in phases.items() if s > 0)
+    table.add_row("step time", f"{_ms(summary['step_seconds'])} = {breakdown}")
+    fraction = summary["comm_fraction"]
+    table.add_row("comm fraction", f"{fraction:.1%}" if fraction is not None else "unknown")
+    busbw = summary["allreduce_busbw_bytes_per_second"]
+    link = summary["link_speed_bytes_per_second"]
+    against = ""
+    if link and busbw:
+        against = f" = {summary['busbw_link_ratio']:.1%} of link {_rate(link)}"
+    table.add_row(
+        "all-reduce",
+        f"{summary['allreduce_calls']} calls, {summary['allreduce_bytes']} bytes, "
+        f"bus bandwidth {_rate(busbw)}{against}" + ("" if link else " (link speed unknown)"),
+    )
+    table.add_row("restarts", str(summary["restarts"]))
+    if summary.get("final_loss") is not None:
+        table.add_row("final loss", f"{summary['final_loss']:.4f}")
+    return table

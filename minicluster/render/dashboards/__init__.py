@@ -1,0 +1,29 @@
+"""Grafana dashboards as code, one module per dashboard, built with grafana-foundation-sdk.
+
+`dashboards(config)` maps each JSON file name to the dashboard's JSON data; the rendered
+files and the committed copies in grafana/dashboards/ both come from here.
+"""
+
+from __future__ import annotations
+
+import json
+
+from minicluster.config import Config
+from minicluster.render.dashboards import cluster_overview, network, training_job
+from minicluster.render.dashboards.common import to_json
+
+MODULES = {
+    "cluster-overview.json": cluster_overview,
+    "training-job.json": training_job,
+    "network.json": network,
+}
+
+
+def dashboards(config: Config) -> dict[str, dict]:
+    """File name -> dashboard JSON data."""
+    return {name: to_json(module.build(config)) for name, module in MODULES.items()}
+
+
+def dumps(dashboard: dict) -> str:
+    """Stable text for a dashboard: sorted keys, so regenerating gives identical bytes."""
+    return json.dumps(dashboard, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -1,0 +1,1 @@
+from tests.hosts.fixtures import two_minis  # noqa: F401

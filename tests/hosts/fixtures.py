@@ -1,0 +1,44 @@
+"""The pytest fixture for the simulated pair; import it into a conftest.py to use it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.hosts.cluster import SimulatedCluster, start_cluster
+
+NEEDED_TOOLS = {
+    "ip": "apt-get install iproute2",
+    "nsenter": "apt-get install util-linux",
+    "unshare": "apt-get install util-linux",
+    "sshd": "apt-get install openssh-server",
+    "ssh": "apt-get install openssh-client",
+    "ssh-keygen": "apt-get install openssh-client",
+    "prometheus": "apt-get install prometheus",
+    "promtool": "apt-get install prometheus",
+    "prometheus-alertmanager": "apt-get install prometheus-alertmanager",
+    "amtool": "apt-get install prometheus-alertmanager",
+}
+
+
+def check_prerequisites() -> None:
+    """Fail (never skip) with how to get whatever the harness needs."""
+    if os.geteuid() != 0:
+        pytest.fail("the simulated hosts need root (network and mount namespaces)")
+    for tool, how in NEEDED_TOOLS.items():
+        if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+            pytest.fail(f"{tool} is not installed; {how}")
+
+
+@pytest.fixture(scope="session")
+def two_minis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatedCluster]:
+    """mini-red (master) and mini-yellow (worker), reachable over ssh; torn down at the end."""
+    check_prerequisites()
+    cluster = start_cluster(tmp_path_factory.mktemp("minis"))
+    try:
+        yield cluster
+    finally:
+        cluster.close()

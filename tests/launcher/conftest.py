@@ -1,0 +1,74 @@
+"""Fixtures for the launcher tests: loopback cluster configs on free ports, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from minicluster.config import Config, parse_config
+from minicluster.profiles import local_profile
+from tests.support import free_port
+
+# Small and quick on a shared 2-core machine: a few steps of the default MLP.
+FAST_TRAINER = {"log_interval": 2, "linger_seconds": 0, "rendezvous_timeout_seconds": 60}
+
+
+def loopback_config(state_dir: Path, **trainer: object) -> Config:
+    """The local profile's two nodes on 127.0.0.1, with kernel-chosen free ports."""
+    data = local_profile(state_dir).model_dump(mode="json")
+    for node in data["nodes"]:
+        node["exporter_port"] = free_port()
+        node["metrics_base_port"] = free_port()
+    data["prometheus"]["port"] = free_port()
+    data["alertmanager"]["port"] = free_port()
+    data["grafana"]["port"] = free_port()
+    data["trainer"].update(rendezvous_port=free_port(), **FAST_TRAINER, **trainer)
+    return parse_config(data, "<test>")
+
+
+def write_config(config: Config, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> tuple[Config, Path]:
+    """(config, its file) for two loopback nodes under tmp_path."""
+    config = loopback_config(tmp_path / "state")
+    return config, write_config(config, tmp_path / "config.yaml")
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "minicluster", *args]
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 240):
+    return subprocess.run(
+        cli(*args),
+        cwd=cwd,
+        env=env if env is not None else dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def processes_naming(text: str) -> list[psutil.Process]:
+    """Live processes whose command line contains `text` (a job id is unique)."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if process.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if text in " ".join(process.info["cmdline"] or []):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found

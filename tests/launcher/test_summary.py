@@ -1,0 +1,123 @@
+"""The end-of-job summary: figures from the ranks' summary lines, the link speed, the record."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from rich.console import Console
+
+from minicluster.launcher.summary import (
+    link_speed_bytes,
+    rank_summaries,
+    summarize,
+    summary_table,
+    write_record,
+)
+from minicluster.logformat import LogLine
+from tests.launcher.conftest import loopback_config
+
+
+def _rank(rank: int, wall: float, comm: float, ar_seconds: float, world: int = 2) -> dict:
+    return {
+        "job_id": "j",
+        "rank": rank,
+        "world_size": world,
+        "steps": 10,
+        "samples": 320,
+        "wall_seconds": wall,
+        "phase_seconds": {
+            "data": 0.1,
+            "forward": 0.2,
+            "backward": 0.4,
+            "comm": comm,
+            "optimizer": 0.1,
+            "staging": 0.0,
+        },
+        "allreduce_calls": 10,
+        "allreduce_bytes": 10_000,
+        "allreduce_seconds": ar_seconds,
+        "grad_bytes": 1000,
+        "restarts": rank,  # rank 1 restarted once
+        "final_loss": 0.5 + rank,
+    }
+
+
+RANKS = {0: _rank(0, 2.0, 0.2, 0.01), 1: _rank(1, 2.5, 0.4, 0.03)}
+
+
+def test_figures_follow_from_the_rank_summaries():
+    s = summarize(RANKS, world_size=2, target_steps=10, wall_seconds=7.0, link_speed_bytes=1.25e8)
+    assert s["steps"] == 10 and s["ranks_reported"] == 2 and s["samples"] == 640
+    assert s["samples_per_second"] == pytest.approx(640 / 2.5)  # over the slowest rank
+    assert s["phase_seconds_per_step"]["comm"] == pytest.approx(0.03)
+    assert s["step_seconds"] == pytest.approx(0.11)
+    assert s["comm_fraction"] == pytest.approx(0.03 / 0.11)
+    # algbw = 10 kB / 20 ms mean = 500 kB/s; busbw = algbw * 2(n-1)/n = algbw for n = 2.
+    assert s["allreduce_algbw_bytes_per_second"] == pytest.approx(5e5)
+    assert s["allreduce_busbw_bytes_per_second"] == pytest.approx(5e5)
+    assert s["busbw_link_ratio"] == pytest.approx(5e5 / 1.25e8)
+    assert s["restarts"] == 1 and s["final_loss"] == 0.5 and s["wall_seconds"] == 7.0
+
+
+def test_bus_bandwidth_uses_the_world_size():
+    ranks = {r: _rank(r, 2.0, 0.2, 0.02, world=4) for r in range(4)}
+    s = summarize(ranks, world_size=4, target_steps=10, wall_seconds=3, link_speed_bytes=None)
+    assert s["allreduce_busbw_bytes_per_second"] == pytest.approx(5e5 * 1.5)
+    assert s["busbw_link_ratio"] is None
+
+
+def test_a_job_without_summaries_says_so():
+    s = summarize({}, world_size=2, target_steps=10, wall_seconds=1.5, link_speed_bytes=None)
+    assert s["ranks_reported"] == 0 and "steps" not in s
+    console = Console(record=True, width=100)
+    console.print(summary_table("j", "interrupted", s))
+    text = console.export_text()
+    assert "job j: interrupted" in text and "0/2" in text
+
+
+def test_summary_lines_are_read_from_rank_output():
+    lines = [
+        LogLine("t", "mini-red", 0, "INFO", "summary " + json.dumps(RANKS[0])),
+        LogLine("t", "mini-red", 0, "INFO", "summary {not json"),
+        LogLine("t", "mini-red", 0, "INFO", "step step=1 target=2"),
+    ]
+    assert rank_summaries(lines) == {0: RANKS[0]}
+
+
+def test_the_table_shows_the_figures():
+    s = summarize(RANKS, world_size=2, target_steps=10, wall_seconds=7.0, link_speed_bytes=1.25e8)
+    console = Console(record=True, width=160)
+    console.print(summary_table("j", "succeeded", s))
+    text = console.export_text()
+    assert "10/10" in text and "256.0" in text
+    assert "comm 30.00 ms" in text and "27.3%" in text
+    assert "bus bandwidth 500.00 kB/s = 0.4% of link 125.00 MB/s" in text
+
+
+def test_link_speed_comes_from_the_exporters_training_interface(tmp_path):
+    config = loopback_config(tmp_path)
+    registry = CollectorRegistry()
+    speed = Gauge("node_network_speed_bytes", "speed", ["device"], registry=registry)
+    speed.labels(device="lo").set(1.25e9)
+    speed.labels(device="eth9").set(1.0)  # another interface: ignored
+    server, thread = start_http_server(
+        config.nodes[0].exporter_port, "127.0.0.1", registry=registry
+    )
+    try:
+        # mini-yellow's exporter is not running: the known speed is mini-red's.
+        assert link_speed_bytes(config, timeout=1) == 1.25e9
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def test_the_record_keeps_keys_others_wrote(tmp_path):
+    (tmp_path / "j.json").write_text(json.dumps({"report": "r.html", "status": "old"}))
+    path = write_record(tmp_path, "j", {"status": "succeeded", "summary": {"steps": 3}})
+    assert json.loads(path.read_text()) == {
+        "report": "r.html",
+        "status": "succeeded",
+        "summary": {"steps": 3},
+    }
