@@ -31,3 +31,50 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# --- the newcomer's path (issue 8) --------------------------------------------------------
+# `make demo`: the whole stack and a 2-rank job on this machine; it keeps running until
+# `make demo-stop`. `make demo ONCE=1` stops it at the end and exits with the job's status.
+# DEMO_FLAGS passes more options, e.g. DEMO_FLAGS="--steps 100".
+.PHONY: demo demo-stop bench
+ONCE       ?=
+DEMO_FLAGS ?=
+BENCH_FLAGS ?=
+
+demo: install
+	$(CLI) demo $(if $(filter 1 yes true,$(ONCE)),--once) $(DEMO_FLAGS)
+
+demo-stop: install
+	$(CLI) demo --stop
+
+# World size 1 against 2 on this machine: runs/bench-<time>/report.md and plots.
+# BENCH_FLAGS="--steps 50 --out DIR" for a shorter run or another folder.
+bench: install
+	$(CLI) bench $(BENCH_FLAGS)
+
+# --- jobs (issue 7) -------------------------------------------------------------------------
+# `make run-job`: one training job on every node of $(CONFIG), with live progress, a merged
+# log in logs/<job_id>.log and a summary in runs/<job_id>.json. LOCAL=1 runs it on this
+# machine (the built-in local profile, no ssh). STEPS=N sets the step count; JOB_FLAGS
+# passes any other option (see `minicluster run-job --help`), e.g. JOB_FLAGS="--batch-size 64".
+# `make logs JOB=<job_id>` fetches and re-merges a job's per-rank logs from every node;
+# `make status` is one screen from Prometheus; `make e2e` runs the two-simulated-host tests.
+.PHONY: run-job status logs e2e
+LOCAL     ?=
+STEPS     ?=
+JOB       ?=
+JOB_FLAGS ?=
+WHERE     = $(if $(filter 1 yes true,$(LOCAL)),--local,--config $(CONFIG))
+
+run-job: install
+	$(CLI) run-job $(WHERE) $(if $(STEPS),--steps $(STEPS)) $(JOB_FLAGS)
+
+status: install
+	$(CLI) status $(WHERE)
+
+logs: install
+	@test -n "$(JOB)" || { echo "usage: make logs JOB=<job_id> (the job ids are in runs/)"; exit 2; }
+	$(CLI) logs $(JOB) $(WHERE)
+
+e2e: install
+	$(VENV)/bin/pytest -m e2e tests

@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/exporter.py [--scrapes 1000] [--concurrency 10] [--soak 10000]
 
-Both exporters run on 127.0.0.1 with kernel-chosen ports and their default collectors.
+The exporters run on 127.0.0.1 with kernel-chosen ports: this one and node_exporter with
+their default collectors, then node_exporter again with only the collectors that match
+this exporter's (`SAME_COLLECTORS`), for a like-for-like comparison.
 The client behaves like Prometheus: one keep-alive connection per scraper, Prometheus'
 Accept header and `Accept-Encoding: gzip`. For each exporter, one after the other:
 
@@ -158,8 +160,15 @@ def start_ours(workdir: Path, port: int, concurrency: int) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_node_exporter(port: int) -> subprocess.Popen:
+# node_exporter's collectors for what this exporter collects on Linux (stat: boot time).
+SAME_COLLECTORS = "cpu loadavg meminfo filesystem diskstats netdev netclass stat time uname"
+
+
+def start_node_exporter(port: int, same_collectors: bool = False) -> subprocess.Popen:
     argv = [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"]
+    if same_collectors:
+        argv.append("--collector.disable-defaults")
+        argv += [f"--collector.{name}" for name in SAME_COLLECTORS.split()]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -190,17 +199,24 @@ def mb(value: float) -> str:
 
 
 def report(results: dict[str, dict], args, console: Console) -> None:
-    ours, theirs = results["minicluster exporter"], results["node_exporter"]
+    ours, *others = results
     python = sys.version.split()[0]
     table = Table(title=f"Exporter benchmark ({psutil.cpu_count()} CPUs, Python {python})")
-    table.add_column("measure")
-    for name in results:
-        table.add_column(name, justify="right")
-    table.add_column("ratio (ours / node_exporter)", justify="right")
+    headers = ["measure", ours]
+    for other in others:
+        headers += [other, f"ours / {other}"]
+    for header in headers:
+        table.add_column(header, justify="left" if header == "measure" else "right")
+    rows: list[list[str]] = []
 
     def row(label: str, pick, fmt) -> None:
-        a, b = pick(ours), pick(theirs)
-        table.add_row(label, fmt(a), fmt(b), f"{a / b:.2f}x" if b else "-")
+        mine = pick(results[ours])
+        cells = [label, fmt(mine)]
+        for other in others:
+            theirs = pick(results[other])
+            cells += [fmt(theirs), f"{mine / theirs:.2f}x" if theirs else "-"]
+        rows.append(cells)
+        table.add_row(*cells)
 
     row("sequential median latency", lambda r: statistics.median(r["sequential"].latencies), ms)
     row("sequential p99 latency", lambda r: r["sequential"].quantile(0.99), ms)
@@ -223,6 +239,13 @@ def report(results: dict[str, dict], args, console: Console) -> None:
     row(f"RSS after {args.soak} soak scrapes", lambda r: r["soak"].rss_samples[-1], mb)
     row("RSS max during soak", lambda r: max(r["soak"].rss_samples), mb)
     console.print(table)
+    load = ", ".join(f"{x:.1f}" for x in psutil.getloadavg())
+    console.print(f"load average at the end (1, 5, 15 min): {load}")
+    if args.markdown:
+        print("\n| " + " | ".join(headers) + " |")
+        print("| --- |" + " ---: |" * (len(headers) - 1))
+        for cells in rows:
+            print("| " + " | ".join(cells) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scrapes", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--soak", type=int, default=10_000)
+    parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
     args = parser.parse_args(argv)
     if not shutil.which(NODE_EXPORTER):
         print(f"{NODE_EXPORTER} is missing: apt-get install prometheus-node-exporter")
@@ -244,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
                 console,
             ),
             "node_exporter": measure("node_exporter", start_node_exporter, args, console),
+            "node_exporter, same collectors": measure(
+                "node_exporter, same collectors",
+                lambda port: start_node_exporter(port, same_collectors=True),
+                args,
+                console,
+            ),
         }
     report(results, args, console)
     return 0

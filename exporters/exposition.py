@@ -20,7 +20,8 @@ from prometheus_client.exposition import generate_latest
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SIMPLE_TYPES = {"counter": "counter", "gauge": "gauge", "unknown": "untyped"}
 # Series come and go (interfaces, mounts); start afresh rather than grow without bound.
-MAX_CACHED_SERIES = 50_000
+# A node has a few hundred series; each cached one costs about 200 bytes.
+MAX_CACHED_SERIES = 5_000
 
 
 def _escape_label_value(value: str) -> str:

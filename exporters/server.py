@@ -15,6 +15,7 @@ import logging
 import socket
 import socketserver
 import ssl
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +39,9 @@ SCRAPE_TIMEOUT_MARGIN_SECONDS = 0.5
 
 class ExporterServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops SYNs when a few scrapers connect at once,
+    # and a dropped SYN costs the client a 1 s retransmit.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(
         self,
@@ -80,6 +84,11 @@ class ExporterServer(ThreadingHTTPServer):
             connection.close()
 
     def handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError, ssl.SSLError)):
+            # The client went away mid-answer: its problem, not worth a traceback.
+            log.debug("connection from %s ended: %s", client_address[0], error)
+            return
         log.exception("error while answering %s", client_address[0])
 
 

@@ -25,6 +25,7 @@ class CommStats:
     calls: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    last_launch: float = 0.0  # perf_counter() of the latest launch
     on_latency: Callable[[float], None] | None = None
     # gloo completes futures on its own worker threads (two by default), so the
     # read-modify-write of `seconds` needs a lock; launches happen on the training thread.
@@ -33,7 +34,8 @@ class CommStats:
     def launched(self, tensor: torch.Tensor) -> float:
         self.calls += 1
         self.bytes += tensor.numel() * tensor.element_size()
-        return time.perf_counter()
+        self.last_launch = time.perf_counter()
+        return self.last_launch
 
     def completed(self, started: float) -> None:
         latency = time.perf_counter() - started

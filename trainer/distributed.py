@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from minicluster.config import ConfigError
+from trainer.rendezvous import session_store
 
 GLOO_IFNAME = "GLOO_SOCKET_IFNAME"
 
@@ -105,8 +106,16 @@ def init_distributed(device_name: str, interface: str | None, timeout_s: int) ->
     timeout = timedelta(seconds=timeout_s)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if env.under_torchrun:
-        dist.init_process_group(backend, timeout=timeout)  # env:// from torchrun
+    environ = os.environ
+    if env.under_torchrun and environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        store = session_store(
+            environ["MASTER_ADDR"], int(environ["MASTER_PORT"]), env.rank, env.world_size, timeout
+        )
+        dist.init_process_group(
+            backend, store=store, rank=env.rank, world_size=env.world_size, timeout=timeout
+        )
+    elif env.under_torchrun:
+        dist.init_process_group(backend, timeout=timeout)  # a fresh store per attempt
     else:
         dist.init_process_group(
             backend, store=dist.HashStore(), rank=0, world_size=1, timeout=timeout

@@ -166,7 +166,7 @@ class TrainerCollector(Collector):
         )
         phases = CounterMetricFamily(
             "trainer_phase_seconds_total",
-            "Seconds spent per step phase; comm overlaps backward under DDP.",
+            "Seconds per step phase; the phases partition the step (comm: not overlapped).",
             labels=["phase"],
         )
         for name in PHASES:

@@ -27,6 +27,7 @@ ARPHRD_ETHER, ARPHRD_LOOPBACK = "1", "772"
 # networksetup at every scrape would cost a process spawn per scrape.
 HARDWARE_PORTS_TTL_SECONDS = 300.0
 KIND_TTL_SECONDS = 300.0
+MAX_CACHED_KINDS = 1_000  # interfaces come and go (veths, tunnels): bound the cache
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class CachedKinds:
     def __call__(self, device: str) -> str:
         now = self.clock()
         cached = self.kinds.get(device)
+        if cached is None and len(self.kinds) >= MAX_CACHED_KINDS:
+            self.kinds.clear()
         if cached is None or now >= cached[1]:
             cached = self.kinds[device] = (self.kind_of(device), now + KIND_TTL_SECONDS)
         return cached[0]

@@ -16,6 +16,10 @@ def _rate(value: float | None) -> str:
     return "n/a" if not value else human_bytes(value, per_second=True)
 
 
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
 def render_markdown(results: dict, plots: dict[str, Path]) -> str:
     settings, machine, model = results["settings"], results["machine"], results["model"]
     runs = results["runs"]
@@ -28,6 +32,15 @@ def render_markdown(results: dict, plots: dict[str, Path]) -> str:
         f"({human_bytes(model['grad_bytes'] or 0)} of gradients per step), "
         f"{settings['steps']} steps of batch {settings['batch_size']} per rank, "
         f"backend {model['backend']} on {model['device']}, one intra-op thread per rank.",
+        "",
+        f"Each world size ran {_times(results.get('repeats', 1))}, interleaved; the tables "
+        "show the run with the median samples/s (all runs: "
+        + "; ".join(
+            f"{run['world_size']} rank(s) "
+            + ", ".join(f"{v:.1f}" for v in run.get("samples_per_second_all_runs") or [])
+            for run in runs
+        )
+        + " samples/s).",
         "",
         "## Throughput",
         "",

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from minicluster.bench import tcp
-from minicluster.bench.jobs import BenchSettings, run_local
+from minicluster.bench.jobs import BenchRun, BenchSettings, run_local
 from minicluster.bench.markdown import render_markdown
 from minicluster.bench.plots import write_plots
 from minicluster.bench.results import compare
@@ -29,6 +29,12 @@ def default_out_dir(runs_dir: Path = Path("runs")) -> Path:
     return runs_dir / time.strftime("bench-%Y%m%d-%H%M%S")
 
 
+def median_run(runs: list[BenchRun]) -> BenchRun:
+    """The run with the median samples/s (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda run: run.summary.get("samples_per_second") or 0.0)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def run_bench(
     settings: BenchSettings,
     out_dir: Path,
@@ -36,23 +42,35 @@ def run_bench(
     world_sizes: tuple[int, int] = (1, 2),
     tcp_seconds: float = 1.0,
     link_address: str = "127.0.0.1",
+    repeats: int = 3,
 ) -> BenchOutput:
+    """Measure the link, then run each world size `repeats` times, interleaved (1, 2, 1,
+    2, ...) so that a burst of load from elsewhere hits both alike, and compare the
+    median runs."""
     started_at = now_iso()
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "work"
-    label = out_dir.name
     console.print(f"raw TCP throughput on {link_address} ({tcp_seconds:g} s) ...")
     link = tcp.measure(link_address, tcp_seconds)
-    runs = []
-    for world_size in world_sizes:
-        console.print(f"world size {world_size}: {settings.steps} steps ...")
-        runs.append(run_local(world_size, settings, work, label))
-        done = runs[-1].summary
-        console.print(
-            f"  {done['samples_per_second']:.1f} samples/s, "
-            f"{done['step_seconds'] * 1000:.2f} ms/step"
-        )
-    results = compare(runs[0], runs[1], link, settings, started_at)
+    runs: dict[int, list[BenchRun]] = {size: [] for size in world_sizes}
+    for repeat in range(1, repeats + 1):
+        for world_size in world_sizes:
+            console.print(
+                f"world size {world_size}, run {repeat}/{repeats}: {settings.steps} steps ..."
+            )
+            done = run_local(world_size, settings, work, f"{out_dir.name}-r{repeat}")
+            runs[world_size].append(done)
+            console.print(
+                f"  {done.summary['samples_per_second']:.1f} samples/s, "
+                f"{done.summary['step_seconds'] * 1000:.2f} ms/step"
+            )
+    base, scaled = (median_run(runs[size]) for size in world_sizes)
+    results = compare(base, scaled, link, settings, started_at)
+    results["repeats"] = repeats
+    for row, size in zip(results["runs"], world_sizes, strict=True):
+        row["samples_per_second_all_runs"] = [
+            r.summary.get("samples_per_second") for r in runs[size]
+        ]
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plots = write_plots(results, out_dir)
     report = out_dir / "report.md"

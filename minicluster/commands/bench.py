@@ -34,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, metavar="DIR", help="output folder (default runs/bench-<time>)"
     )
     parser.add_argument(
+        "--repeats",
+        type=_positive,
+        default=3,
+        help="runs per world size, interleaved; the median is reported (3)",
+    )
+    parser.add_argument(
         "--tcp-seconds", type=float, default=1.0, metavar="S", help="raw TCP test length (1)"
     )
     parser.set_defaults(func=run)
@@ -46,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(steps=args.steps, batch_size=args.batch_size, model=args.model)
     out_dir = args.out or default_out_dir()
     try:
-        output = run_bench(settings, out_dir, console, tcp_seconds=args.tcp_seconds)
+        output = run_bench(
+            settings, out_dir, console, tcp_seconds=args.tcp_seconds, repeats=args.repeats
+        )
     except BenchError as exc:
         console.print(f"bench failed: {exc}", style="red", markup=False)
         return 1

@@ -30,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, metavar="FILE", help="default runs/<job_id>.html")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="default ./runs")
     parser.add_argument(
+        "--overview-png",
+        type=Path,
+        metavar="FILE",
+        help="also write throughput, step phases, network and CPU as one PNG",
+    )
+    parser.add_argument(
         "--since",
         type=float,
         default=24.0,
@@ -68,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         scrape_interval_seconds=config.prometheus.scrape_interval_seconds if config else 15.0,
         interfaces={n.name: n.interface for n in config.nodes} if config else {},
         lookback_seconds=args.since * 3600,
+        overview_png=args.overview_png,
     )
     try:
         path = build_report(request)

@@ -14,9 +14,10 @@ from rich.console import Console
 from minicluster.cli import UsageError, add_config_arguments, config_from_args
 from minicluster.config import Config
 from minicluster.launcher.job import JobSetup, run_job
-from minicluster.launcher.plan import JobOptions, installed_config_path, with_overrides
+from minicluster.launcher.plan import JobOptions, with_overrides
 from minicluster.launcher.remote import SshSettings
 from minicluster.profiles import LOCAL_SOURCE, default_state_dir
+from minicluster.render.layout import config_path as installed_config_path
 
 
 def _positive(value: str) -> int:
@@ -56,11 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(parser)
     trainer = parser.add_argument_group("trainer overrides")
-    trainer.add_argument("--steps", type=_positive)
-    trainer.add_argument("--batch-size", type=_positive, help="per rank")
+    trainer.add_argument("--steps", type=_positive, metavar="N")
+    trainer.add_argument("--batch-size", type=_positive, metavar="N", help="per rank")
     trainer.add_argument("--model", choices=["mlp", "transformer"])
     trainer.add_argument("--device", choices=["auto", "cpu", "mps", "cuda"])
-    trainer.add_argument("--seed", type=int)
+    trainer.add_argument("--seed", type=int, metavar="N")
     trainer.add_argument("--checkpoint-interval", type=int, metavar="STEPS")
     trainer.add_argument("--log-interval", type=_positive, metavar="STEPS")
     trainer.add_argument("--pg-timeout-seconds", type=int, metavar="S")
@@ -70,11 +71,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--step-sleep", type=float, metavar="S", help="pause after each step (demos, tests)"
     )
     torchrun = parser.add_argument_group("torchrun overrides")
-    torchrun.add_argument("--nproc-per-node", type=_positive)
-    torchrun.add_argument("--max-restarts", type=int)
+    torchrun.add_argument("--nproc-per-node", type=_positive, metavar="N", help="ranks per node")
+    torchrun.add_argument("--max-restarts", type=int, metavar="N")
     torchrun.add_argument("--rendezvous-port", type=_positive, metavar="PORT")
-    parser.add_argument("--logs-dir", type=Path, default=Path("logs"), help="default ./logs")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="default ./runs")
+    parser.add_argument(
+        "--logs-dir", type=Path, default=Path("logs"), metavar="DIR", help="default ./logs"
+    )
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), metavar="DIR", help="default ./runs"
+    )
     parser.add_argument(
         "--grace",
         type=float,
@@ -140,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     stop_signals = (signal.SIGTERM, signal.SIGHUP)
     previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in stop_signals}
     try:
-        result = run_job(setup, out=Console(), err=Console(stderr=True))
+        result = run_job(setup, out=Console(), err=Console(stderr=True, soft_wrap=True))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -2,7 +2,9 @@
 the running jobs' progress and rate per rank, and the firing alerts.
 
 It asks for raw series (`up`, `trainer_*`, `ALERTS`) rather than recording rules, so it
-works on a Prometheus whose rules are not loaded yet.
+works on a Prometheus whose rules are not loaded yet. The rate per rank is `irate`, the
+rate between a rank's last two scrapes: right from a job's second scrape, where `rate()`
+over a window divides by the whole window and understates a job younger than it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from minicluster.cli import add_config_arguments, config_from_args
 from minicluster.config import Config
 from minicluster.launcher.prom import Prometheus, PrometheusError, Sample, prometheus_url
 
-RATE_WINDOW = "1m"
 _ALERT_LABELS_SHOWN_APART = ("alertname", "alertstate", "severity", "__name__")
 
 
@@ -30,7 +31,7 @@ class RankStatus:
     up: bool = False
     steps: float | None = None
     target: float | None = None
-    rate: float | None = None  # steps/s over RATE_WINDOW
+    rate: float | None = None  # steps/s between the last two scrapes
     finished: bool = False
 
 
@@ -50,6 +51,11 @@ def _by_rank(samples: list[Sample]) -> dict[tuple[str, int], Sample]:
         if "job_id" in labels and labels.get("rank", "").isdigit():
             keyed[(labels["job_id"], int(labels["rank"]))] = sample
     return keyed
+
+
+def _rate_window(config: Config) -> int:
+    """Long enough to hold two scrapes even when one failed."""
+    return max(60, 4 * config.prometheus.scrape_interval_seconds)
 
 
 def collect(prom: Prometheus, config: Config) -> ClusterStatus:
@@ -73,7 +79,7 @@ def collect(prom: Prometheus, config: Config) -> ClusterStatus:
     queries = {
         "steps": "trainer_steps_total",
         "target": "trainer_target_steps",
-        "rate": f"rate(trainer_steps_total[{RATE_WINDOW}])",
+        "rate": f"irate(trainer_steps_total[{_rate_window(config)}s])",
         "finished": "trainer_job_finished",
     }
     for attribute, expr in queries.items():
@@ -94,7 +100,7 @@ def collect(prom: Prometheus, config: Config) -> ClusterStatus:
     return status
 
 
-def _job_table(job_id: str, ranks: list[RankStatus]) -> Table:
+def _job_view(job_id: str, ranks: list[RankStatus]) -> Group:
     known = [r for r in ranks if r.steps is not None and r.target]
     title = f"job {job_id}"
     if known:
@@ -105,7 +111,7 @@ def _job_table(job_id: str, ranks: list[RankStatus]) -> Table:
         if rates and done < 1:
             eta = ((slowest.target or 0) - (slowest.steps or 0)) / min(rates)
             title += f", ETA {eta:.0f} s"
-    table = Table(title=title, title_justify="left")
+    table = Table()
     for column in ("rank", "node", "up", "steps", "progress", "steps/s", "state"):
         table.add_column(column, justify="right" if column not in ("node", "state") else "left")
     for r in ranks:
@@ -121,24 +127,24 @@ def _job_table(job_id: str, ranks: list[RankStatus]) -> Table:
             state,
             style=None if r.up else "red",
         )
-    return table
+    return Group(title, table)
 
 
 def render(status: ClusterStatus) -> Group:
-    nodes = Table(title=f"nodes (Prometheus {status.url})", title_justify="left")
+    nodes = Table()
     for column in ("node", "role", "exporter"):
         nodes.add_column(column)
     for name, role, up in status.nodes:
         text = "not scraped" if up is None else ("up" if up else "DOWN")
         nodes.add_row(name, role, text, style=None if up else "red")
     targets = ", ".join(f"{job} {up}/{total} up" for job, (up, total) in status.targets.items())
-    parts: list = [nodes, f"targets: {targets or 'none'}"]
+    parts: list = [f"Prometheus {status.url}; targets: {targets or 'none'}", nodes]
     if status.jobs:
-        parts += [_job_table(job_id, ranks) for job_id, ranks in status.jobs.items()]
+        parts += [_job_view(job_id, ranks) for job_id, ranks in status.jobs.items()]
     else:
         parts.append("no trainer ranks discovered (no job running)")
     if status.alerts:
-        alerts = Table(title=f"firing alerts ({len(status.alerts)})", title_justify="left")
+        alerts = Table()
         for column in ("alert", "severity", "labels"):
             alerts.add_column(column)
         for labels in status.alerts:
@@ -148,7 +154,7 @@ def render(status: ClusterStatus) -> Group:
                 labels.get("severity", "-"),
                 " ".join(f"{k}={v}" for k, v in sorted(rest.items())),
             )
-        parts.append(alerts)
+        parts += [f"firing alerts: {len(status.alerts)}", alerts]
     else:
         parts.append("firing alerts: none")
     return Group(*parts)

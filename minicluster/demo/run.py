@@ -21,9 +21,10 @@ from minicluster.config import Config, load_config
 from minicluster.demo import install, services
 from minicluster.demo.ports import busy_ports, with_free_ports
 from minicluster.demo.stack import start_stack
-from minicluster.demo.watch import FirstSampleWatch
+from minicluster.demo.watch import FirstSampleWatch, first_rank_start
 from minicluster.launcher.job import JobResult, JobSetup, run_job
 from minicluster.launcher.plan import JobOptions, new_job_id, with_overrides
+from minicluster.launcher.summary import write_record
 from minicluster.localstack import ServiceError, http_url
 from minicluster.logformat import now_iso
 from minicluster.profiles import LOCAL_SOURCE, local_profile
@@ -31,20 +32,22 @@ from minicluster.report.build import ReportRequest, build_report
 from minicluster.report.job import ReportError
 from minicluster.report.prom import Prometheus, PrometheusError
 
-# The job: a small transformer, paced so that on a 2-core machine it trains for about a
-# minute and Prometheus (5 s scrapes, 2 s discovery refresh) shows it as it runs.
+# The job: the small MLP, paced by a pause after each step (not counted as training time
+# in the summary) so that it runs for about 40 s whatever the machine, and Prometheus
+# (3 s scrapes, 2 s discovery refresh) draws it as it runs.
 DEMO_TRAINER = {
-    "model": "transformer",
+    "model": "mlp",
     "steps": 300,
     "log_interval": 10,
     "checkpoint_interval": 100,
-    "linger_seconds": 10,
+    "linger_seconds": 8,
     "device": "cpu",
 }
+DEMO_STEP_SLEEP_SECONDS = 0.1
 DEMO_PROMETHEUS = {
-    "scrape_interval_seconds": 5,
-    "scrape_timeout_seconds": 4,
-    "evaluation_interval_seconds": 5,
+    "scrape_interval_seconds": 3,
+    "scrape_timeout_seconds": 3,
+    "evaluation_interval_seconds": 3,
     "sd_refresh_seconds": 2,
 }
 
@@ -132,7 +135,10 @@ def write_config(state_dir: Path, config: Config) -> Path:
 def running_stack(state_dir: Path, say) -> services.StackRecord | None:
     """The record of a demo stack that is still fully running, else None (a partly dead
     one is stopped first)."""
-    record = services.load(state_dir)
+    try:
+        record = services.load(state_dir)
+    except ValueError as exc:
+        raise DemoError(f"{exc}; stop what it lists by hand, then delete it") from None
     if record is None or not record.running:
         return None
     if record.services and all(services.is_alive(s) for s in record.services):
@@ -155,7 +161,9 @@ def _report(config: Config, job: JobResult, options: DemoOptions, prom_url: str)
     return build_report(request)
 
 
-def _where_to_look(console: Console, config: Config, record, job: JobResult, report, first):
+def _where_to_look(
+    console: Console, config: Config, record, job: JobResult, report, first, after_start
+):
     master = config.master.address
     prom = http_url(master, config.prometheus.port)
     grafana_running = any(s.name == "grafana" for s in record.services)
@@ -180,7 +188,8 @@ def _where_to_look(console: Console, config: Config, record, job: JobResult, rep
     rows.append(("Merged log", str(job.log_path)))
     rows.append(("Summary", str(job.record_path)))
     if first is not None:
-        rows.append(("First sample", f"in Prometheus {first:.1f} s after the job started"))
+        detail = f", {after_start:.1f} s after the first rank started" if after_start else ""
+        rows.append(("First sample", f"in Prometheus {first:.1f} s after launch{detail}"))
     else:
         rows.append(("First sample", "never seen in Prometheus during the job"))
     for name, value in rows:
@@ -221,7 +230,7 @@ def run_demo(options: DemoOptions) -> int:
             record.services = entries
             services.save(options.state_dir, record)
             started_here = True
-        job_options = JobOptions(steps=options.steps)
+        job_options = JobOptions(steps=options.steps, step_sleep=DEMO_STEP_SLEEP_SECONDS)
         job_config = with_overrides(config, job_options, f"{record.config_file} (demo)")
         setup = JobSetup(
             config=job_config,
@@ -234,14 +243,21 @@ def run_demo(options: DemoOptions) -> int:
         job_id = new_job_id()
         with FirstSampleWatch(Prometheus(prom_url), job_id) as watch:
             job = run_job(setup, out=out, err=err, job_id=job_id)
+        after_start = watch.seconds_after(first_rank_start(job.log_path))
+        demo_facts = {
+            "first_sample_seconds": watch.seconds,
+            "first_sample_after_rank_start_seconds": after_start,
+            "prometheus": prom_url,
+        }
+        write_record(options.runs_dir, job.job_id, {"demo": demo_facts})
         report = None
         try:
             report = _report(config, job, options, prom_url)
         except (ReportError, PrometheusError) as exc:
             say(f"report not written: {exc}")
-        _where_to_look(out, config, record, job, report, watch.seconds)
+        _where_to_look(out, config, record, job, report, watch.seconds, after_start)
         return job.exit_code
-    except DemoError as exc:
+    except (DemoError, install.InstallError) as exc:
         print(f"minicluster demo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -250,6 +266,8 @@ def run_demo(options: DemoOptions) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if record is not None and not started_here and options.once and record.services:
+            say("--once: the stack was running before this demo, so it keeps running")
         if record is not None and started_here:
             if options.once:
                 say("stopping the demo stack (--once)")

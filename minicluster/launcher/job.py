@@ -28,7 +28,7 @@ from minicluster.launcher.remote import (
     fetch_rank_logs,
     local_python,
 )
-from minicluster.launcher.stream import MergedLog, read_rank_file, tag_line
+from minicluster.launcher.stream import MergedLine, MergedLog, read_rank_file, tag_line
 from minicluster.launcher.summary import (
     link_speed_bytes,
     rank_summaries,
@@ -67,7 +67,9 @@ class JobResult:
 class _Outcome:
     interrupted: bool = False
     failed_node: str | None = None
+    failed_reason: str | None = None  # e.g. "exited with status 1"
     failed_code: int | None = None
+    failed_at: str | None = None  # when the launcher saw the failing node's torchrun exit
     notes: list[str] = field(default_factory=list)
 
 
@@ -80,7 +82,7 @@ def _stop_all(nodes: list[NodeProcess], grace: float, progress: JobProgress) -> 
             progress.print(message, style="yellow")
 
 
-def _show(line, text: str, verbose: bool) -> bool:
+def _show(line: MergedLine, verbose: bool) -> bool:
     """Which lines appear above the progress bar: everything not an INFO rank line."""
     if verbose:
         return True
@@ -109,7 +111,7 @@ def _pump(
                 log.add(line)
                 if line.parsed:
                     progress.observe(line.parsed)
-                if _show(line, text, setup.verbose):
+                if _show(line, setup.verbose):
                     progress.print(line.text, style="dim" if line.parsed is None else None)
         log.flush(time.time())
         if outcome.failed_node is None:
@@ -117,8 +119,14 @@ def _pump(
                 code = node.poll()
                 if code not in (None, 0):
                     outcome.failed_node, outcome.failed_code = node.node.name, code
+                    outcome.failed_at = now_iso()
+                    outcome.failed_reason = (
+                        "lost its ssh connection"
+                        if node.connection_lost
+                        else f"exited with status {code}"
+                    )
                     progress.print(
-                        f"{node.node.name}: torchrun exited with status {code}; "
+                        f"{node.node.name}: torchrun {outcome.failed_reason}; "
                         "stopping the job on the other nodes",
                         style="red",
                     )
@@ -142,7 +150,8 @@ def _exit_code(nodes: list[NodeProcess], outcome: _Outcome) -> tuple[int, str]:
         return EXIT_INTERRUPTED, "interrupted"
     if outcome.failed_node is not None:
         code = outcome.failed_code or 1
-        return code, f"failed ({outcome.failed_node} exited with status {code})"
+        reason = outcome.failed_reason or f"exited with status {code}"
+        return code, f"failed ({outcome.failed_node} {reason})"
     for node in nodes:
         code = node.wait(timeout=10)
         if code is None:
@@ -152,10 +161,14 @@ def _exit_code(nodes: list[NodeProcess], outcome: _Outcome) -> tuple[int, str]:
     return 0, "succeeded"
 
 
-def _collect_rank_files(setup: JobSetup, job_id: str, dest: Path, outcome: _Outcome) -> list[Path]:
+def _collect_rank_files(
+    setup: JobSetup, job_id: str, dest: Path, outcome: _Outcome, skip: set[str]
+) -> list[Path]:
     files: list[Path] = []
     log_dir = setup.config.trainer.log_dir
     for node in setup.config.nodes:
+        if node.name in skip:
+            continue
         remote_dir = f"{setup.config.trainer.resolve_dir(log_dir, node)}/{job_id}"
         try:
             files += fetch_rank_logs(node, remote_dir, dest, setup.ssh, timeout=30)
@@ -166,70 +179,53 @@ def _collect_rank_files(setup: JobSetup, job_id: str, dest: Path, outcome: _Outc
 
 def run_job(setup: JobSetup, out: Console, err: Console, job_id: str | None = None) -> JobResult:
     """Run the job to its end (or Ctrl-C); the summary goes to `out`, progress to `err`."""
-    config = setup.config
-    plan = plan_job(config, setup.options, setup.config_paths, job_id, local_python())
-    job_id = plan.job_id
+    plan = plan_job(setup.config, setup.options, setup.config_paths, job_id, local_python())
     output: queue.Queue = queue.Queue()
     # The master first: its torchrun hosts the rendezvous store the others connect to.
     commands = sorted(plan.commands, key=lambda c: c.node.role != "master")
-    nodes = [NodeProcess(c, job_id, output, setup.ssh) for c in commands]
-    log = MergedLog(setup.logs_dir / f"{job_id}.log")
+    nodes = [NodeProcess(c, plan.job_id, output, setup.ssh) for c in commands]
+    log = MergedLog(setup.logs_dir / f"{plan.job_id}.log")
     outcome = _Outcome()
     started_at, started = now_iso(), time.monotonic()
-    progress = JobProgress(job_id, plan.target_steps, plan.world_size, err)
-    with progress:
+    with JobProgress(plan.job_id, plan.target_steps, plan.world_size, err) as progress:
         progress.print(
-            f"job {job_id}: {plan.world_size} ranks on "
+            f"job {plan.job_id}: {plan.world_size} ranks on "
             + ", ".join(f"{c.node.name} ({c.node.address})" for c in commands)
             + f"; merged log {log.path}"
         )
-        try:
-            for node in nodes:
-                node.start()
-            _pump(nodes, output, log, progress, outcome, setup)
-        except KeyboardInterrupt:
-            outcome.interrupted = True
-            # A second Ctrl-C must not cut the stopping short and leave processes behind.
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
-                progress.print("interrupted: stopping the job on every node", style="red")
-                _stop_all([n for n in nodes if n.proc], setup.grace_seconds, progress)
-            finally:
-                signal.signal(signal.SIGINT, previous)
-        except LauncherError as exc:
-            outcome.failed_node, outcome.failed_code = "launcher", 1
-            progress.print(str(exc), style="red")
-            _stop_all([n for n in nodes if n.proc], setup.grace_seconds, progress)
+        _run_nodes(nodes, output, log, progress, outcome, setup)
     wall = time.monotonic() - started
     exit_code, status = _exit_code(nodes, outcome)
     _drain(output, log)
     log.close()
 
-    rank_dir = setup.logs_dir / job_id
-    rank_files = _collect_rank_files(setup, job_id, rank_dir, outcome)
+    unreachable = {n.node.name for n in nodes if not n.reachable or n.connection_lost}
+    for name in sorted(unreachable):
+        outcome.notes.append(
+            f"{name} could not be reached to stop the job: its ranks end at their "
+            f"process-group timeout; its rank logs were not fetched (its lines up to the "
+            f"loss are in {log.path}; `minicluster logs {plan.job_id}` fetches them later)"
+        )
+    rank_dir = setup.logs_dir / plan.job_id
+    rank_files = _collect_rank_files(setup, plan.job_id, rank_dir, outcome, unreachable)
     if not outcome.interrupted:
-        _note_clock_offsets(setup, log, outcome)
-    ranks = rank_summaries(line.parsed for line in log.lines if line.parsed)
-    for path in rank_files:  # a rank whose summary the stream lost (ssh dropped)
-        for rank, data in rank_summaries(
-            m.parsed for m in read_rank_file(path) if m.parsed
-        ).items():
-            ranks.setdefault(rank, data)
+        _note_clock_offsets(setup, log, outcome, unreachable)
+    ranks = _rank_summaries(log, rank_files)
     summary = summarize(
         ranks,
         world_size=plan.world_size,
         target_steps=plan.target_steps,
         wall_seconds=wall,
-        link_speed_bytes=link_speed_bytes(config) if ranks else None,
+        link_speed_bytes=link_speed_bytes(setup.config) if ranks else None,
     )
     record = {
-        "job_id": job_id,
+        "job_id": plan.job_id,
         "status": status,
         "exit_code": exit_code,
         "started_at": started_at,
         "finished_at": now_iso(),
-        "cluster": config.cluster.name,
-        "nodes": [n.name for n in config.nodes],
+        "cluster": setup.config.cluster.name,
+        "nodes": [n.name for n in setup.config.nodes],
         "options": {k: v for k, v in asdict(setup.options).items() if v not in (None, False)},
         "commands": {c.node.name: c.argv for c in commands},
         "summary": summary,
@@ -237,20 +233,67 @@ def run_job(setup: JobSetup, out: Console, err: Console, job_id: str | None = No
         "logs": {"merged": str(log.path), "ranks": [str(p) for p in rank_files]},
         "notes": outcome.notes,
     }
-    record_path = write_record(setup.runs_dir, job_id, record)
+    if outcome.failed_at:
+        record["failure"] = {
+            "node": outcome.failed_node,
+            "exit_code": outcome.failed_code,
+            "at": outcome.failed_at,
+        }
+    record_path = write_record(setup.runs_dir, plan.job_id, record)
     for note in outcome.notes:
         err.print(f"note: {note}", style="yellow", markup=False, highlight=False)
-    out.print(summary_table(job_id, status, summary))
+    out.print(summary_table(plan.job_id, status, summary))
     out.print(f"merged log: {log.path}  rank logs: {rank_dir}/  summary: {record_path}")
-    return JobResult(job_id, exit_code, status, log.path, record_path, summary)
+    return JobResult(plan.job_id, exit_code, status, log.path, record_path, summary)
 
 
-def _note_clock_offsets(setup: JobSetup, log: MergedLog, outcome: _Outcome) -> None:
+def _run_nodes(
+    nodes: list[NodeProcess],
+    output: queue.Queue,
+    log: MergedLog,
+    progress: JobProgress,
+    outcome: _Outcome,
+    setup: JobSetup,
+) -> None:
+    """Start every node and pump their output until all have ended, failed or Ctrl-C."""
+    try:
+        for node in nodes:
+            node.start()
+        _pump(nodes, output, log, progress, outcome, setup)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        # A second Ctrl-C must not cut the stopping short and leave processes behind.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            progress.print("interrupted: stopping the job on every node", style="red")
+            _stop_all([n for n in nodes if n.proc], setup.grace_seconds, progress)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    except LauncherError as exc:
+        outcome.failed_node, outcome.failed_code = "launcher", 1
+        outcome.failed_reason = f"error: {exc}"
+        progress.print(str(exc), style="red")
+        _stop_all([n for n in nodes if n.proc], setup.grace_seconds, progress)
+
+
+def _rank_summaries(log: MergedLog, rank_files: list[Path]) -> dict[int, dict]:
+    """The ranks' summary lines from the stream, or from a rank's file if ssh lost it."""
+    ranks = rank_summaries(line.parsed for line in log.lines if line.parsed)
+    for path in rank_files:
+        lines = (line.parsed for line in read_rank_file(path) if line.parsed)
+        for rank, data in rank_summaries(lines).items():
+            ranks.setdefault(rank, data)
+    return ranks
+
+
+def _note_clock_offsets(setup: JobSetup, log: MergedLog, outcome: _Outcome, skip: set[str]) -> None:
     remote = [n for n in setup.config.nodes if not n.is_loopback]
     if not remote:
         return
     offsets = []
     for node in setup.config.nodes:
+        if node.name in skip:
+            continue
         try:
             offsets.append(clock.measure(node, setup.ssh))
         except LauncherError as exc:

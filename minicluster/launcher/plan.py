@@ -184,8 +184,3 @@ def with_overrides(config: Config, options: JobOptions, source: str) -> Config:
         if value is not None:
             trainer[name] = value
     return parse_config({**config.model_dump(mode="json"), "trainer": trainer}, source)
-
-
-def installed_config_path(node: NodeSettings) -> str:
-    """Where `make deploy` puts config.yaml on a node."""
-    return f"{node.install_dir}/config.yaml"

@@ -32,6 +32,8 @@ from minicluster.launcher.plan import NodeCommand
 
 # The remote shell prints its PID, then execs the command: that PID is torchrun's.
 PID_MARK = "minicluster-pid="
+# ssh's own exit status when the connection (not the remote command) failed.
+SSH_CONNECTION_FAILED = 255
 
 
 class LauncherError(Exception):
@@ -54,14 +56,23 @@ class SshSettings:
         argv = [ssh, "-T", "-p", str(node.ssh_port)]
         if self.config_file:
             argv += ["-F", self.config_file]
+        if node.ssh_key:
+            argv += ["-i", node.ssh_key]
         # A dead link is noticed within ~15 s instead of TCP's minutes.
         options = [
             "BatchMode=yes",
             f"ConnectTimeout={self.connect_timeout}",
             "ServerAliveInterval=5",
             "ServerAliveCountMax=3",
-            *self.options,
         ]
+        if node.ssh_key:
+            options.append("IdentitiesOnly=yes")
+        if node.ssh_known_hosts_file:
+            options += [
+                f"UserKnownHostsFile={node.ssh_known_hosts_file}",
+                "StrictHostKeyChecking=yes",
+            ]
+        options += self.options
         for option in options:
             argv += ["-o", option]
         return [*argv, f"{node.ssh_user}@{node.address}", remote_command]
@@ -100,6 +111,8 @@ class NodeProcess:
         self.command, self.job_id, self.output, self.ssh = command, job_id, output, ssh
         self.node = command.node
         self.pid: int | None = None  # torchrun's PID on its node
+        # False once ssh could not connect to stop it: later steps skip the node.
+        self.reachable = True
         self.proc: subprocess.Popen | None = None
         self._pid_seen = threading.Event()
         self._reader: threading.Thread | None = None
@@ -141,6 +154,11 @@ class NodeProcess:
     def poll(self) -> int | None:
         return self.proc.poll() if self.proc else None
 
+    @property
+    def connection_lost(self) -> bool:
+        """The streaming ssh ended on a connection failure (ServerAlive gave up, say)."""
+        return not self.command.runs_here and self.poll() == SSH_CONNECTION_FAILED
+
     def wait(self, timeout: float | None = None) -> int | None:
         if not self.proc:
             return None
@@ -170,8 +188,10 @@ class NodeProcess:
                 result = self.ssh.run(
                     self.node, reaper, timeout=grace + self.ssh.connect_timeout + 10
                 )
+                self.reachable = result.returncode != SSH_CONNECTION_FAILED
                 message = _describe_remote(self.node.name, self.pid, result)
             except LauncherError as exc:
+                self.reachable = False
                 message = f"{exc}; could not stop PID {self.pid} there"
         # The streaming ssh client ends once its remote command has; make sure it does.
         if self.wait(timeout=5) is None:

@@ -208,11 +208,14 @@ def summary_table(job_id: str, status: str, summary: dict) -> Table:
     against = ""
     if link and busbw:
         against = f" = {summary['busbw_link_ratio']:.1%} of link {_rate(link)}"
-    table.add_row(
-        "all-reduce",
-        f"{summary['allreduce_calls']} calls, {summary['allreduce_bytes']} bytes, "
-        f"bus bandwidth {_rate(busbw)}{against}" + ("" if link else " (link speed unknown)"),
-    )
+    if summary["allreduce_bytes"] is None:
+        table.add_row("all-reduce", "not counted (the ranks ran with --no-metrics)")
+    else:
+        table.add_row(
+            "all-reduce",
+            f"{summary['allreduce_calls']} calls, {summary['allreduce_bytes']} bytes, "
+            f"bus bandwidth {_rate(busbw)}{against}" + ("" if link else " (link speed unknown)"),
+        )
     table.add_row("restarts", str(summary["restarts"]))
     if summary.get("final_loss") is not None:
         table.add_row("final loss", f"{summary['final_loss']:.4f}")

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minicluster.launcher.summary import write_record
-from minicluster.report.charts import Line, panel_figure
-from minicluster.report.figures import png_bytes
+from minicluster.report.charts import Line, overview_figure, panel_figure
+from minicluster.report.figures import png_bytes, save_png
 from minicluster.report.html import AlertRow, Plot, render_html
 from minicluster.report.job import (
     JobWindow,
@@ -24,6 +24,8 @@ from minicluster.report.prom import Prometheus
 
 # About this many points per series: smooth enough, small PNGs.
 POINTS = 300
+# The panels of the one-picture overview (README picture, sharing a job in a chat).
+OVERVIEW = ("throughput", "phases", "network", "cpu")
 # Alerts about a job (a rank that went down) may fire a little after it ended.
 ALERT_TAIL_SECONDS = 120.0
 
@@ -37,6 +39,7 @@ class ReportRequest:
     scrape_interval_seconds: float = 15.0
     interfaces: dict[str, str] = field(default_factory=dict)  # node -> training interface
     lookback_seconds: float = 86400.0
+    overview_png: Path | None = None  # also write the main panels as one picture
 
 
 class _Labels(dict):
@@ -122,10 +125,17 @@ def build_report(request: ReportRequest, prom: Prometheus | None = None) -> Path
     shown = job.padded(pad, pad)
     step = max(1.0, math.ceil(shown.seconds / POINTS))
     window = rate_window(request.scrape_interval_seconds, step)
-    plots = []
+    plots, queried = [], []
     for panel in job_panels(request.job_id, window, request.interfaces):
-        figure = panel_figure(panel, _lines(prom, panel, shown, step), job)
-        plots.append(Plot(panel.key, panel.title, panel.caption, png_bytes(figure)))
+        lines = _lines(prom, panel, shown, step)
+        queried.append((panel, lines))
+        figure = panel_figure(panel, lines, job)
+        drawn = sum(1 for line in lines if any(math.isfinite(v) for v in line.values))
+        plots.append(Plot(panel.key, panel.title, panel.caption, png_bytes(figure), drawn))
+    if request.overview_png:
+        chosen = [(panel, lines) for panel, lines in queried if panel.key in OVERVIEW]
+        title = f"minicluster job {request.job_id}"
+        save_png(overview_figure(chosen, job, title), request.overview_png)
     totals_head, totals = _totals(prom, request.job_id, shown)
     html = render_html(
         job_id=request.job_id,

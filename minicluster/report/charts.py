@@ -51,10 +51,8 @@ def _stack(lines: list[Line], panel: Panel, origin: float) -> tuple[list[float],
     return [t - origin for t in times], rows
 
 
-def panel_figure(panel: Panel, lines: list[Line], job: JobWindow) -> Figure:
-    figure = new_figure(8.0, 2.9)
-    ax = figure.add_subplot()
-    ax.set_title(panel.title, loc="left", fontsize=11)
+def draw_panel(ax, panel: Panel, lines: list[Line], job: JobWindow, legend: str = "right") -> None:
+    """One panel's series on `ax`: lines, or stacked areas for the phase breakdown."""
     ax.set_xlabel("seconds since the job started (dotted: start and end)")
     ax.set_ylabel(panel.unit)
     ax.grid(alpha=0.3)
@@ -62,7 +60,7 @@ def panel_figure(panel: Panel, lines: list[Line], job: JobWindow) -> Figure:
     drawn = [line for line in lines if any(math.isfinite(v) for v in line.values)]
     if not drawn:
         ax.text(0.5, 0.5, NO_DATA, transform=ax.transAxes, ha="center", va="center")
-        return figure
+        return
     origin = job.start
     if panel.stacked:
         rank = {name: i for i, name in enumerate(panel.order)}
@@ -80,5 +78,26 @@ def panel_figure(panel: Panel, lines: list[Line], job: JobWindow) -> Figure:
         ax.set_ylim(0, 1.05)
     else:
         ax.set_ylim(bottom=0)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    if legend == "right":
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    else:
+        ax.legend(loc="best", frameon=True, framealpha=0.8, fontsize=7)
+
+
+def panel_figure(panel: Panel, lines: list[Line], job: JobWindow) -> Figure:
+    """One panel as a wide plot for the report page (the page has its title)."""
+    figure = new_figure(8.0, 2.9)
+    draw_panel(figure.add_subplot(), panel, lines, job)
+    return figure
+
+
+def overview_figure(panels: list[tuple[Panel, list[Line]]], job: JobWindow, title: str) -> Figure:
+    """Several panels in a grid of two columns, each titled: one picture of a job."""
+    rows = math.ceil(len(panels) / 2)
+    figure = new_figure(12.0, 3.0 * rows)
+    figure.suptitle(title, fontsize=13)
+    for index, (panel, lines) in enumerate(panels):
+        ax = figure.add_subplot(rows, 2, index + 1)
+        ax.set_title(panel.title, loc="left", fontsize=11)
+        draw_panel(ax, panel, lines, job, legend="inside")
     return figure

@@ -33,6 +33,7 @@ class Plot:
     title: str
     caption: str
     png: bytes
+    series: int  # how many series it draws (0: the plot says there was no data)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ def render_html(
         parts += [
             f'<h2 id="{escape(plot.key)}">{escape(plot.title)}</h2>',
             "<figure>",
-            f'<img src="{data_uri(plot.png)}" alt="{escape(plot.title)}">',
+            f'<img src="{data_uri(plot.png)}" alt="{escape(plot.title)}" '
+            f'data-series="{plot.series}">',
             f"<figcaption>{escape(plot.caption)}</figcaption>",
             "</figure>",
         ]

@@ -2,8 +2,8 @@
 
 Linux stands in for macOS: each host is a network namespace (address 10.77.<n>.2 and .3,
 interface `en0`, joined by a bridge whose .1 address is the control machine, i.e. the test
-process) with its own sshd, its own /Library/LaunchDaemons, /opt/minicluster and
-/usr/local/sbin (bind mounts in a private mount namespace), the hostname of a Mini, a
+process) with its own sshd, its own /Library/LaunchDaemons, /opt (install_dir /opt/minicluster)
+and /usr/local/sbin (bind mounts in a private mount namespace), the hostname of a Mini, a
 test-only `launchctl` stand-in first on its PATH (tests/hosts/launchctl_standin.py), and
 Debian's prometheus, promtool, prometheus-alertmanager and amtool. Grafana is not
 installed: deploy renders and checks its files and skips starting it. The hosts have no
@@ -39,6 +39,7 @@ Use it from another test folder by importing the fixture into that folder's conf
     .path("/opt/minicluster/config.yaml")
                        where a host path is on the control machine's file system
     .service_pid(label)                pid of a running launchd job (launchctl print)
+    .alive(pid)                        running (an exited, unreaped process is not)
     .launchd_job(label)                the stand-in's record: plist, pid, runs; or None
     .stop_sshd(), .start_sshd(), with .sshd_stopped(): ...
     with .clock_offset(seconds): ...   the host's `date` reports a shifted clock

@@ -6,13 +6,13 @@ per-host folders are bind-mounted over the paths a Mini uses, so deploy writes t
 paths it writes on a Mac and each host still has its own copy:
 
     /Library/LaunchDaemons   the host's LaunchDaemon plists
-    /opt/minicluster         install_dir: venv, config.yaml, stack, data, logs
+    /opt                     holds install_dir /opt/minicluster (venv, config, stack, data)
     /usr/local/sbin          first on the host's PATH: `launchctl` (and a fake `date`)
+    ~/.bashrc                empty: the control machine's shell set-up is not the host's
 
 sshd and every command run on a host enter the anchor's namespaces, so a restarted sshd
-sees the same host. The two mount points must exist on the machine (empty directories
-/Library/LaunchDaemons and /opt/minicluster are created if missing and left in place:
-other runs may be using them as mount points at the same time).
+sees the same host. A mount point must exist: an empty /Library/LaunchDaemons is created
+if missing and left in place (other runs may be using it as a mount point right now).
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ from tests.hosts.wheelhouse import wheelhouse
 
 HOST_NAMES = ("mini-red", "mini-yellow")
 # Host path -> per-host folder mounted over it.
-MOUNTS = ("/Library/LaunchDaemons", "/opt/minicluster", "/usr/local/sbin")
+MOUNTS = ("/Library/LaunchDaemons", "/opt", "/usr/local/sbin")
+# The control machine's ~/.bashrc (pyenv init and the like) would run before every command
+# ssh runs on a host, ~0.5 s each; a simulated Mini gets an empty one.
+SHELL_RC = str(Path.home() / ".bashrc")
 STANDIN_DIR = "/usr/local/sbin"
 HOST_PATH = f"{STANDIN_DIR}:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INSTALL_DIR = "/opt/minicluster"
@@ -97,9 +100,12 @@ class SimulatedHost:
         for mount in MOUNTS:
             self.path(mount).mkdir(parents=True, exist_ok=True)
             Path(mount).mkdir(parents=True, exist_ok=True)  # the mount point
-        binds = " && ".join(
-            f"mount --bind {shlex.quote(str(self.path(m)))} {shlex.quote(m)}" for m in MOUNTS
-        )
+        pairs = [(str(self.path(m)), m) for m in MOUNTS]
+        if Path(SHELL_RC).is_file():
+            rc = self.root / "fs" / "shell-rc"
+            rc.write_text("# simulated Mini: no shell start-up files\n")
+            pairs.append((str(rc), SHELL_RC))
+        binds = " && ".join(f"mount --bind {shlex.quote(a)} {shlex.quote(b)}" for a, b in pairs)
         script = f"{binds} && hostname {self.name} && echo ready && exec sleep infinity"
         self.anchor = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, "unshare", "--mount", "--uts",
@@ -187,7 +193,7 @@ class SimulatedHost:
         standin = self.path(f"{STANDIN_DIR}/launchctl")
         standin.write_text(
             "#!/bin/sh\n# Test-only launchctl stand-in; see tests/hosts/launchctl_standin.py.\n"
-            f"exec {base_python()} {LAUNCHCTL_STANDIN} --state {self.launchd_state} \"$@\"\n"
+            f'exec {base_python()} {LAUNCHCTL_STANDIN} --state {self.launchd_state} "$@"\n'
         )
         standin.chmod(0o755)
 
@@ -206,6 +212,14 @@ class SimulatedHost:
             if key == "pid":
                 return int(value)
         return None
+
+    def alive(self, pid: int) -> bool:
+        """Whether `pid` is running (an exited process not yet reaped counts as gone)."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
     def pids(self, lan: Lan) -> list[int]:
         return lan.pids(self.name)

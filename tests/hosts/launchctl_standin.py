@@ -196,7 +196,11 @@ def cmd_kill(jobs: Jobs, args: argparse.Namespace) -> int:
         print(f"Could not kill service: 3: No such process ({label})", file=sys.stderr)
         return 3
     name = args.signal.upper()
-    number = int(name) if name.isdigit() else signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+    number = (
+        int(name)
+        if name.isdigit()
+        else signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+    )
     os.kill(pid, number)
     return 0
 

@@ -86,7 +86,8 @@ def create_lan(token: str) -> Lan:
         fcntl.flock(lock, fcntl.LOCK_EX)  # held until the bridge owns its subnet
         used = _subnets_in_use()
         candidates = [
-            ipaddress.ip_network(f"{SUBNET_PREFIX}.{n}.0/24") for n in random.sample(range(1, 255), 254)
+            ipaddress.ip_network(f"{SUBNET_PREFIX}.{n}.0/24")
+            for n in random.sample(range(1, 255), 254)
         ]
         subnet = next(net for net in candidates if net not in used)
         bridge = f"mcbr{token}"[:15]

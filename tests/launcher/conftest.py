@@ -13,6 +13,7 @@ import yaml
 
 from minicluster.config import Config, parse_config
 from minicluster.profiles import local_profile
+from tests.hosts.fixtures import two_minis  # noqa: F401  (the simulated Minis)
 from tests.support import free_port
 
 # Small and quick on a shared 2-core machine: a few steps of the default MLP.

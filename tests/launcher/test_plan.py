@@ -7,14 +7,9 @@ import shlex
 import pytest
 
 from minicluster.config import ConfigError, load_config
-from minicluster.launcher.plan import (
-    JobOptions,
-    installed_config_path,
-    new_job_id,
-    plan_job,
-    with_overrides,
-)
+from minicluster.launcher.plan import JobOptions, new_job_id, plan_job, with_overrides
 from minicluster.launcher.remote import PID_MARK, remote_shell_command
+from minicluster.render.layout import config_path as installed_config_path
 from tests.launcher.conftest import loopback_config
 
 REPO_CONFIG = "config.yaml"

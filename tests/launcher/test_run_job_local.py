@@ -182,6 +182,7 @@ def test_a_failed_rank_fails_the_job_with_its_status_and_stops_the_other_node(tm
     record = _record(tmp_path)
     assert record["status"] == "failed (mini-yellow exited with status 1)"
     assert record["exit_code"] == 1
+    assert record["failure"]["node"] == "mini-yellow" and record["failure"]["exit_code"] == 1
     assert "mini-yellow: torchrun exited with status 1" in output
     left = [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert left == [], f"processes left behind: {left}"

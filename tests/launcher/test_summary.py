@@ -121,3 +121,13 @@ def test_the_record_keeps_keys_others_wrote(tmp_path):
         "status": "succeeded",
         "summary": {"steps": 3},
     }
+
+
+def test_without_metrics_the_all_reduce_is_not_counted():
+    ranks = {r: {**_rank(r, 2.0, 0.0, 0.0), "allreduce_bytes": None, "allreduce_calls": None,
+                 "allreduce_seconds": None} for r in range(2)}  # fmt: skip
+    s = summarize(ranks, world_size=2, target_steps=10, wall_seconds=3, link_speed_bytes=None)
+    assert s["allreduce_bytes"] is None and s["allreduce_busbw_bytes_per_second"] is None
+    console = Console(record=True, width=120)
+    console.print(summary_table("j", "succeeded", s))
+    assert "not counted (the ranks ran with --no-metrics)" in console.export_text()

@@ -37,6 +37,23 @@ TINY = {
 }
 
 
+def mlp_parameters(vocab: int, hidden: int, layers: int) -> int:
+    """Counted by hand from the architecture: embedding, 2H->H, (L-1) x H->H, head."""
+    return (
+        vocab * hidden
+        + (2 * hidden * hidden + hidden)
+        + (layers - 1) * (hidden * hidden + hidden)
+        + (hidden * vocab + vocab)
+    )
+
+
+def transformer_parameters(vocab: int, hidden: int, layers: int, seq_len: int) -> int:
+    h = hidden
+    block = (2 * h) + (3 * h * h + 3 * h) + (h * h + h) + (2 * h) + (4 * h * h + 4 * h)
+    block += 4 * h * h + h
+    return vocab * h + seq_len * h + layers * block + 2 * h + (h * vocab + vocab)
+
+
 def free_port_pair(host: str = "127.0.0.1") -> int:
     """A base port P where P and P+1 are both free (one metrics port per local rank)."""
     for _ in range(50):

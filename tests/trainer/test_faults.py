@@ -11,11 +11,11 @@ import psutil
 import pytest
 
 from tests.support import wait_until
-from tests.trainer.conftest import free_port_pair, process_gone, value
+from tests.trainer.conftest import free_port_pair, mlp_parameters, process_gone, value
 
 pytestmark = pytest.mark.slow
 
-GRAD_BYTES = 4 * 229_952  # the default MLP (see test_jobs.mlp_parameters)
+GRAD_BYTES = 4 * mlp_parameters(vocab=64, hidden=256, layers=2)  # the default MLP
 
 
 def attempts(lines) -> dict[int, list]:
@@ -106,7 +106,7 @@ def test_a_frozen_peer_fails_the_survivor_within_the_pg_timeout(launch):
         os.kill(frozen, signal.SIGKILL)  # a stopped process takes no SIGTERM from torchrun
     assert job.wait(timeout=60) != 0
     # gloo waited the configured 10 s (not its 30 min default), give or take a step.
-    assert timeout - 1 <= elapsed <= timeout + 8, elapsed
+    assert timeout - 3 <= elapsed <= timeout + 15, elapsed
     failure = [line for line in job.rank_lines(0) if line.message.startswith("failed ")]
     assert len(failure) == 1
     assert "Timed out waiting 10000ms" in failure[0].message

@@ -13,7 +13,16 @@ import requests
 import torch
 
 from tests.support import require_tool
-from tests.trainer.conftest import REPO, TINY, TORCHRUN, free_port_pair, value, write_config
+from tests.trainer.conftest import (
+    REPO,
+    TINY,
+    TORCHRUN,
+    free_port_pair,
+    mlp_parameters,
+    transformer_parameters,
+    value,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -23,23 +32,6 @@ SUMMARY_KEYS = {
     "final_loss",
 }  # fmt: skip
 PHASES = {"data", "forward", "backward", "comm", "optimizer", "staging"}
-
-
-def mlp_parameters(vocab: int, hidden: int, layers: int) -> int:
-    """Counted by hand from the architecture: embedding, 2H->H, (L-1) x H->H, head."""
-    return (
-        vocab * hidden
-        + (2 * hidden * hidden + hidden)
-        + (layers - 1) * (hidden * hidden + hidden)
-        + (hidden * vocab + vocab)
-    )
-
-
-def transformer_parameters(vocab: int, hidden: int, layers: int, seq_len: int) -> int:
-    h = hidden
-    block = (2 * h) + (3 * h * h + 3 * h) + (h * h + h) + (2 * h) + (4 * h * h + 4 * h)
-    block += 4 * h * h + h
-    return vocab * h + seq_len * h + layers * block + 2 * h + (h * vocab + vocab)
 
 
 def summary_of(lines) -> dict:
@@ -83,9 +75,9 @@ def test_two_ranks_publish_exact_counters_with_built_in_defaults(launch):
         for phase in PHASES - {"staging"}:
             assert value(s, "trainer_phase_seconds_total", phase=phase) > 0, phase
         assert value(s, "trainer_phase_seconds_total", phase="staging") == 0
-        assert value(s, "trainer_phase_seconds_total", phase="comm") == pytest.approx(
-            value(s, "trainer_allreduce_seconds_total")
-        )
+        # One bucket per step: nothing overlaps its all-reduce, so all of it is exposed.
+        comm = value(s, "trainer_phase_seconds_total", phase="comm")
+        assert comm >= value(s, "trainer_allreduce_seconds_total") > 0
         assert value(s, "process_resident_memory_bytes") > 10_000_000
         assert value(s, "process_open_fds") > 0
         assert value(s, "process_cpu_seconds_total") > 0
@@ -133,7 +125,9 @@ def test_two_ranks_publish_exact_counters_with_built_in_defaults(launch):
         assert summary["allreduce_bytes"] == steps * grad_bytes
         assert summary["grad_bytes"] == grad_bytes
         assert summary["final_loss"] == pytest.approx(losses[-1], abs=1e-4)
-        assert summary["wall_seconds"] > 0
+        # The phases partition the steps; wall time adds logging and checkpoints.
+        phase_total = sum(summary["phase_seconds"].values())
+        assert 0.5 * summary["wall_seconds"] < phase_total <= summary["wall_seconds"]
     # Checkpoints: every 10 steps on the node, the last two kept.
     saved = sorted(p.name for p in (job.checkpoint_dir / "job").iterdir())
     assert saved == ["step-00000010.pt", "step-00000020.pt"]

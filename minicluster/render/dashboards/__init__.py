@@ -7,10 +7,16 @@ files and the committed copies in grafana/dashboards/ both come from here.
 from __future__ import annotations
 
 import json
+import warnings
 
 from minicluster.config import Config
-from minicluster.render.dashboards import cluster_overview, network, training_job
-from minicluster.render.dashboards.common import to_json
+
+# grafana-foundation-sdk 0.0.21 warns on import that its v1 dashboard model is superseded
+# by the v2 schema (Grafana 12 only); v1 with schemaVersion 42 is what we target on purpose.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
+    from minicluster.render.dashboards import cluster_overview, network, training_job
+    from minicluster.render.dashboards.common import to_json
 
 MODULES = {
     "cluster-overview.json": cluster_overview,

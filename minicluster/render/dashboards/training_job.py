@@ -161,10 +161,11 @@ def build(config: Config):
                 unit="s",
                 description=(
                     "Seconds per step in data loading, forward, backward, all-reduce (comm), "
-                    "optimizer and CPU staging (MPS), averaged over the selected ranks."
+                    "optimizer and CPU staging (MPS), averaged over the selected ranks. "
+                    "Under DDP the all-reduce runs inside backward: comm is part of "
+                    "backward's time, not added to it, so the lines are not stacked."
                 ),
                 width=8,
-                stacked=True,
                 minimum=0,
             )
         )

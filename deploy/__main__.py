@@ -1,0 +1,45 @@
+"""`python -m deploy deploy|undeploy --config FILE ...` (what `minicluster deploy` runs).
+
+gevent's monkey-patching must happen before anything else imports socket, ssl or
+threading: it lets pyinfra talk to every node at once (pip on mini-red while pip runs on
+mini-yellow). That is why the deploy runs in its own process.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from rich.console import Console  # noqa: E402
+
+from minicluster.config import ConfigError, load_config  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy")
+    parser.add_argument("action", choices=["deploy", "undeploy"])
+    parser.add_argument("--config", default="config.yaml")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--purge", action="store_true")
+    parser.add_argument("--wheel", type=Path, default=None)
+    args = parser.parse_args(argv)
+    console = Console(highlight=False)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.action == "deploy":
+        from deploy.run import deploy
+
+        return deploy(config, args.dry_run, console, args.wheel)
+    from deploy.undeploy import undeploy
+
+    return undeploy(config, args.purge, console)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""The operations for one node: read its state (pyinfra facts), add only what must change.
+
+Every node: OS and Homebrew (macOS) checked, the venv made from `node.python`, exactly the
+control machine's wheel installed into it (and imported the way launchd will run it),
+config.yaml, the exporter LaunchDaemon, the exporter (re)started only if something it
+reads changed. The master also: Prometheus, Alertmanager and Grafana from Homebrew, the
+rendered stack checked before it replaces the live one, their LaunchDaemons, and a reload
+(SIGHUP) rather than a restart when only their configuration changed.
+
+Decisions are made here, once, from the facts read at plan time; the operations that get
+added are the changes. A dry run prints them; a real run executes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import plistlib
+import shlex
+from dataclasses import dataclass, field
+from io import BytesIO, StringIO
+from pathlib import PurePosixPath
+
+from pyinfra.api import Host, State
+from pyinfra.api.operation import add_op
+from pyinfra.facts.server import Kernel
+from pyinfra.operations import brew, files, server
+
+from deploy import services, stack
+from deploy.facts import Executable, LaunchdService, TextFile, TreeDigest
+from deploy.wheel import Wheel
+from minicluster.config import Config, NodeSettings
+from minicluster.render import layout
+from minicluster.render.bundle import PRIVATE
+from minicluster.render.launchd import LABEL_PREFIX, exporter_label
+
+HOMEBREW_PATHS = ("/opt/homebrew/bin/brew", "/usr/local/bin/brew")  # Apple Silicon, Intel
+HOMEBREW_FORMULAE = {
+    "prometheus": "prometheus",
+    "alertmanager": "alertmanager",
+    "grafana": "grafana",
+}
+DEBIAN_PACKAGES = {"prometheus": "prometheus", "alertmanager": "prometheus-alertmanager"}
+# What the exporter reads from config.yaml; other sections never restart it.
+EXPORTER_SECTIONS = ("cluster", "nodes", "exporter")
+
+
+class PlanError(RuntimeError):
+    """This node cannot be deployed as it is; the message says what to do."""
+
+
+@dataclass
+class HostPlan:
+    host: Host
+    node: NodeSettings
+    kernel: str = ""
+    services: dict[str, str] = field(default_factory=dict)  # label -> what happens to it
+    stack_changes: list[str] = field(default_factory=list)  # stack files that change
+    notes: list[str] = field(default_factory=list)  # skipped parts, said plainly
+    grafana_present: bool = False
+    ops: list = field(default_factory=list)  # (name, pyinfra OperationMeta), in order
+
+    def service_action(self, service: str) -> str:
+        return self.services.get(LABEL_PREFIX + service, "")
+
+
+def exporter_inputs(config: Config) -> str:
+    """A digest of the config the exporter reads at start: when it changes, restart it."""
+    data = {key: config.model_dump(mode="json")[key] for key in EXPORTER_SECTIONS}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest() + "\n"
+
+
+def homebrew_formula(python: str) -> str | None:
+    """`/opt/homebrew/bin/python3.12` -> `python@3.12` (the pinned Homebrew Python)."""
+    name = PurePosixPath(python).name
+    if name.startswith("python3.") and name.removeprefix("python3.").isdigit():
+        return "python@" + name.removeprefix("python")
+    return None
+
+
+def launchd_environment_command(plist: dict, *code: str) -> str:
+    """Run `python -c code` the way launchd starts the plist: its environment only."""
+    env = " ".join(shlex.quote(f"{k}={v}") for k, v in plist["EnvironmentVariables"].items())
+    python = shlex.quote(plist["ProgramArguments"][0])
+    workdir = shlex.quote(plist["WorkingDirectory"])
+    return f"cd {workdir} && env -i {env} {python} -c {shlex.quote('; '.join(code))}"
+
+
+class NodePlanner:
+    """Adds one node's operations to the pyinfra state."""
+
+    def __init__(self, state: State, host: Host, config: Config, config_text: str):
+        self.state, self.host, self.config = state, host, config
+        self.config_text = config_text
+        self.node: NodeSettings = host.data.node
+        self.plan = HostPlan(host, self.node)
+        self.sudo = {"_sudo": True} if self.node.ssh_user != "root" else {}
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def op(self, function, name: str, **kwargs):
+        meta = add_op(self.state, function, host=self.host, name=name, **kwargs)[self.host]
+        self.plan.ops.append((name, meta))
+        return meta
+
+    def fact(self, fact, **kwargs):
+        return self.host.get_fact(fact, **kwargs)
+
+    def put(self, name: str, data: bytes | str, dest: str, mode: str, root: bool = False):
+        src = StringIO(data) if isinstance(data, str) else BytesIO(data)
+        owner = {"user": "root", "group": self.root_group, **self.sudo} if root else {}
+        return self.op(files.put, name, src=src, dest=dest, mode=mode, **owner)
+
+    @property
+    def root_group(self) -> str:
+        return "wheel" if self.plan.kernel == "Darwin" else "root"
+
+    def service(self, name: str, label: str, change: services.Change) -> None:
+        job = self.fact(LaunchdService, label=label)
+        action, commands = services.service_commands(label, job, change)
+        if commands:
+            self.op(server.shell, f"{name}: {action}", commands=commands, **self.sudo)
+            self.plan.services[label] = action
+
+    # --- every node ---------------------------------------------------------------------
+
+    def check_os(self) -> None:
+        kernel = self.fact(Kernel)
+        self.plan.kernel = kernel
+        python_ok = self.fact(Executable, path=self.node.python)
+        if kernel == "Darwin":
+            brew_path = next((p for p in HOMEBREW_PATHS if self.fact(Executable, path=p)), None)
+            if brew_path is None:
+                raise PlanError("Homebrew is not installed: install it from https://brew.sh")
+            self.brew_env = {"PATH": f"{PurePosixPath(brew_path).parent}:/usr/bin:/bin"}
+            formula = homebrew_formula(self.node.python)
+            if not python_ok and formula:
+                self.op(brew.packages, f"python: brew install {formula}", packages=[formula],
+                        _env=self.brew_env)  # fmt: skip
+            elif not python_ok:
+                raise PlanError(f"python {self.node.python} does not exist on {self.node.name}")
+        elif kernel == "Linux":
+            # Linux nodes (the simulated Minis in the tests) have no Homebrew: the
+            # interpreter and, on the master, Debian's Prometheus packages must be there.
+            if not python_ok:
+                raise PlanError(f"python {self.node.python} does not exist on {self.node.name}")
+        else:
+            raise PlanError(f"unsupported operating system {kernel!r}")
+
+    def layout(self) -> None:
+        node = self.node
+        for path in (node.install_dir, layout.log_dir(node), node.run_dir, self.wheels_dir):
+            self.op(files.directory, f"folder {path}", path=path, user=node.ssh_user, **self.sudo)
+
+    @property
+    def venv(self) -> str:
+        return f"{self.node.install_dir}/venv"
+
+    @property
+    def wheels_dir(self) -> str:
+        return f"{self.node.install_dir}/wheels"
+
+    def python_env(self, wheel: Wheel, exporter_plist: dict) -> bool:
+        """The venv and the wheel in it; True when the installed package changes."""
+        node, venv = self.node, self.venv
+        made_from = (self.fact(TextFile, path=f"{venv}/.minicluster-python") or "").strip()
+        venv_ok = made_from == node.python and self.fact(Executable, path=node.venv_python)
+        if not venv_ok:
+            self.op(
+                server.shell,
+                f"venv: create from {node.python}",
+                commands=[
+                    f"rm -rf {shlex.quote(venv)}",
+                    f"{shlex.quote(node.python)} -m venv {shlex.quote(venv)}",
+                    f"printf '%s\\n' {shlex.quote(node.python)} > {venv}/.minicluster-python",
+                ],
+            )
+        remote_wheel = f"{self.wheels_dir}/{wheel.name}"
+        self.op(files.put, f"wheel {wheel.name}", src=str(wheel.path), dest=remote_wheel,
+                mode="644")  # fmt: skip
+        installed = (self.fact(TextFile, path=f"{venv}/.minicluster-wheel") or "").strip()
+        if venv_ok and installed == wheel.sha256:
+            return False
+        pip = f"{shlex.quote(node.venv_python)} -m pip install --quiet"
+        check = launchd_environment_command(
+            exporter_plist, "import minicluster, exporters, trainer, deploy, torch"
+        )
+        self.op(
+            server.shell,
+            f"venv: install {wheel.name} (sha256 {wheel.sha256[:12]})",
+            commands=[
+                f"{pip} {shlex.quote(remote_wheel)}",  # with its dependencies
+                # Same version number, new code: replace the package itself.
+                f"{pip} --force-reinstall --no-deps {shlex.quote(remote_wheel)}",
+                check,  # imports as launchd will run it, or the deploy stops here
+                f"printf '%s\\n' {wheel.sha256} > {venv}/.minicluster-wheel",
+            ],
+        )
+        return True
+
+    def exporter(self, plists: dict[str, bytes], reinstalled: bool) -> None:
+        node, label = self.node, exporter_label()
+        self.put("config.yaml", self.config_text, layout.config_path(node), "644")
+        inputs = self.put(
+            "exporter inputs", exporter_inputs(self.config), f"{node.install_dir}/exporter.inputs",
+            "644",
+        )  # fmt: skip
+        plist = self.put(
+            f"plist {label}", plists[f"{label}.plist"], services.plist_path(label), "644", True
+        )
+        change = services.Change(plist=plist.will_change, restart=reinstalled or inputs.will_change)
+        self.service("exporter", label, change)
+
+    # --- the master ---------------------------------------------------------------------
+
+    def monitoring_binaries(self) -> None:
+        config = self.config
+        if self.plan.kernel == "Darwin":
+            self.op(brew.packages, "brew install prometheus alertmanager grafana",
+                    packages=list(HOMEBREW_FORMULAE.values()), _env=self.brew_env)  # fmt: skip
+            self.plan.grafana_present = True
+            return
+        needed = {
+            config.prometheus.binary: DEBIAN_PACKAGES["prometheus"],
+            str(PurePosixPath(config.prometheus.binary).with_name("promtool")): "prometheus",
+            config.alertmanager.binary: DEBIAN_PACKAGES["alertmanager"],
+            str(PurePosixPath(config.alertmanager.binary).with_name("amtool")): (
+                DEBIAN_PACKAGES["alertmanager"]
+            ),
+        }
+        for path, package in needed.items():
+            if not self.fact(Executable, path=path):
+                raise PlanError(f"{path} is missing on {self.node.name}: apt-get install {package}")
+        self.plan.grafana_present = self.fact(Executable, path=config.grafana.binary)
+        if not self.plan.grafana_present:
+            self.plan.notes.append(
+                f"grafana: {config.grafana.binary} is not installed here; its files are "
+                "rendered and checked, it is not started"
+            )
+
+    def monitoring_stack(self, rendered: stack.Stack, plists: dict[str, bytes]) -> None:
+        config, node = self.config, self.node
+        services_run = ["prometheus", "alertmanager"] + (
+            ["grafana"] if self.plan.grafana_present else []
+        )
+        for service in services_run:
+            path = layout.data_dir(node, service)
+            self.op(files.directory, f"folder {path}", path=path, user=node.ssh_user, **self.sudo)
+        secrets_dir = layout.secrets_dir(node)
+        self.op(files.directory, f"folder {secrets_dir}", path=secrets_dir, user=node.ssh_user,
+                mode="700", **self.sudo)  # fmt: skip
+        secrets_changed = False
+        for remote, data in rendered.secrets.items():
+            put = self.put(f"grafana secret {PurePosixPath(remote).name}", data, remote, "600")
+            secrets_changed |= put.will_change
+
+        live = self.fact(TreeDigest, path=layout.stack_dir(node))
+        changed = rendered.changed_files(live)
+        self.plan.stack_changes = changed
+        if changed:
+            staging = stack.staging_dir(config)
+            self.op(
+                server.shell, "stack: clear staging", commands=[f"rm -rf {shlex.quote(staging)}"]
+            )
+            for path, data in rendered.files.items():
+                mode = "600" if path in PRIVATE else "644"
+                self.put(f"stack: stage {path}", data, f"{staging}/{path}", mode)
+            checks = stack.validate_commands(config, rendered, staging)
+            self.op(
+                server.shell,
+                f"stack: check ({', '.join(changed)}) with promtool/amtool, then install",
+                commands=[*checks, stack.swap_command(config)],
+            )
+        touched = stack.services_touched(changed)
+
+        for service in services_run:
+            label = LABEL_PREFIX + service
+            plist = self.put(
+                f"plist {label}", plists[f"{label}.plist"], services.plist_path(label), "644", True
+            )
+            if service == "grafana":
+                change = services.Change(
+                    plist=plist.will_change, restart="grafana" in touched or secrets_changed
+                )
+            else:
+                change = services.Change(plist=plist.will_change, reload=service in touched)
+            self.service(service, label, change)
+
+
+def plan_host(
+    state: State, host: Host, config: Config, config_text: str, wheel: Wheel, rendered: stack.Stack
+) -> HostPlan:
+    """Add `host`'s operations to `state`; raise PlanError if the node cannot be deployed."""
+    planner = NodePlanner(state, host, config, config_text)
+    node = planner.node
+    plists = rendered.plists[node.name]
+    exporter_plist = plistlib.loads(plists[f"{exporter_label()}.plist"])
+    planner.check_os()
+    planner.layout()
+    reinstalled = planner.python_env(wheel, exporter_plist)
+    planner.exporter(plists, reinstalled)
+    if node.role == "master":
+        planner.monitoring_binaries()
+        planner.monitoring_stack(rendered, plists)
+    return planner.plan

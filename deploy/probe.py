@@ -1,0 +1,111 @@
+"""Small network probes run *on a node* (deploy's waits, doctor's checks).
+
+Deploy and doctor send this file's source to a node's base interpreter (`python -c`), so
+it works before the venv exists and when the venv is broken: standard library only, no
+imports from the project. Each probe prints one JSON line and exits 0; the caller decides
+what the result means.
+
+    http URL [--wait SECONDS] [--auth USER:PASSWORD_FILE]
+    connect HOST PORT [--timeout SECONDS]   -> {"result": "open"|"refused"|"timeout"|...}
+    bind HOST PORT                          -> {"result": "free"|"in use"|...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def http(url: str, wait: float, auth: str | None) -> dict:
+    """GET `url`, retrying until it answers 200 or `wait` seconds have passed."""
+    request = urllib.request.Request(url)
+    if auth:
+        user, _, password_file = auth.partition(":")
+        password = Path(password_file).read_text().strip()
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    deadline = time.monotonic() + wait
+    while True:
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                body = response.read(2_000_000).decode("utf-8", "replace")
+                return {"status": response.status, "body": body,
+                        "seconds": time.monotonic() - started}  # fmt: skip
+        except urllib.error.HTTPError as exc:
+            result = {"status": exc.code, "error": str(exc)}
+        except (OSError, ValueError) as exc:
+            result = {"status": None, "error": str(getattr(exc, "reason", exc))}
+        if time.monotonic() >= deadline:
+            return result
+        time.sleep(0.2)
+
+
+def connect(host: str, port: int, timeout: float) -> dict:
+    """Whether a TCP connection gets through: refused still proves the path is open."""
+    started = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            result = "open"
+    except ConnectionRefusedError:
+        result = "refused"
+    except TimeoutError:
+        result = "timeout"
+    except OSError as exc:
+        result = f"error: {exc.strerror or exc}"
+    return {"result": result, "seconds": time.monotonic() - started}
+
+
+def bind(host: str, port: int) -> dict:
+    """Whether this node could listen on host:port right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return {"result": "in use" if exc.errno in (48, 98) else f"error: {exc.strerror}"}
+    return {"result": "free"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="probe")
+    probes = parser.add_subparsers(dest="probe", required=True)
+    p_http = probes.add_parser("http")
+    p_http.add_argument("url")
+    p_http.add_argument("--wait", type=float, default=0.0)
+    p_http.add_argument("--auth", default=None)
+    p_connect = probes.add_parser("connect")
+    p_connect.add_argument("host")
+    p_connect.add_argument("port", type=int)
+    p_connect.add_argument("--timeout", type=float, default=2.0)
+    p_bind = probes.add_parser("bind")
+    p_bind.add_argument("host")
+    p_bind.add_argument("port", type=int)
+    args = parser.parse_args(argv)
+    if args.probe == "http":
+        result = http(args.url, args.wait, args.auth)
+    elif args.probe == "connect":
+        result = connect(args.host, args.port, args.timeout)
+    else:
+        result = bind(args.host, args.port)
+    print(json.dumps(result))
+    return 0
+
+
+def remote_command(python: str, *args: str) -> str:
+    """The shell command that runs this probe with `python` on a node."""
+    import shlex  # only the control machine calls this
+
+    source = Path(__file__).read_text()
+    return " ".join(shlex.quote(part) for part in [python, "-c", source, *args])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""`minicluster undeploy [--purge]`: boot out the services and remove what deploy installed.
+
+Left in place unless --purge: `<install_dir>/data` (Prometheus TSDB, Alertmanager and
+Grafana state), `<install_dir>/logs`, and the trainer's checkpoint and log folders. With
+--purge the whole install_dir goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+
+from pyinfra.api import Host, State
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.operation import add_op
+from pyinfra.api.operations import run_ops
+from pyinfra.operations import server
+from rich.console import Console
+
+from deploy import services
+from deploy.facts import LaunchdService
+from deploy.inventory import build_state
+from deploy.run import connect
+from deploy.stack import staging_dir
+from minicluster.config import Config, NodeSettings
+from minicluster.render import layout
+from minicluster.render.launchd import LABEL_PREFIX, exporter_label
+
+MASTER_SERVICES = ("prometheus", "alertmanager", "grafana")
+
+
+def installed_paths(config: Config, node: NodeSettings) -> list[str]:
+    """Everything deploy puts into install_dir, except data and logs."""
+    base = node.install_dir
+    paths = [f"{base}/venv", f"{base}/wheels", layout.config_path(node), f"{base}/exporter.inputs",
+             node.run_dir]  # fmt: skip
+    if node.role == "master":
+        stack = layout.stack_dir(node)
+        paths += [stack, f"{stack}.old", staging_dir(config), layout.secrets_dir(node)]
+    return paths
+
+
+def plan_removal(state: State, host: Host, config: Config, purge: bool) -> list:
+    node: NodeSettings = host.data.node
+    sudo = {"_sudo": True} if node.ssh_user != "root" else {}
+    ops = []
+
+    def op(name: str, commands: list[str]) -> None:
+        meta = add_op(state, server.shell, host=host, name=name, commands=commands, **sudo)
+        ops.append((name, meta[host]))
+
+    labels = [exporter_label()]
+    if node.role == "master":
+        labels += [LABEL_PREFIX + service for service in MASTER_SERVICES]
+    for label in labels:
+        job = host.get_fact(LaunchdService, label=label)
+        commands = services.bootout_commands(label, job)
+        commands.append(f"rm -f {shlex.quote(services.plist_path(label))}")
+        op(f"{label}: boot out, remove plist", commands)
+    paths = [node.install_dir] if purge else installed_paths(config, node)
+    op(f"remove {', '.join(paths)}", ["rm -rf " + " ".join(shlex.quote(p) for p in paths)])
+    return ops
+
+
+def undeploy(config: Config, purge: bool, console: Console) -> int:
+    state = build_state(config)
+    failures = {name: f"ssh: {error}" for name, error in connect(state).items()}
+    hosts = [host for host in state.inventory if host.connected]
+    ops = {host.name: plan_removal(state, host, config, purge) for host in hosts}
+    with contextlib.suppress(PyinfraError):  # raised when every node failed; reported below
+        run_ops(state)
+    for host in hosts:
+        for name, meta in ops[host.name]:
+            if meta.is_complete() and meta.did_error():
+                failures[host.name] = f"{name}: {(meta.stderr or meta.stdout).strip()}"
+        if host.name not in failures:
+            kept = "nothing kept" if purge else "data and logs kept"
+            console.print(f"{host.name}: services booted out, files removed ({kept})")
+    for name, error in failures.items():
+        console.print(f"[red]{name}: undeploy failed:[/] {error}")
+    return 1 if failures else 0

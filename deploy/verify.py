@@ -1,0 +1,144 @@
+"""After the run, from the master: is what deploy installed actually working?
+
+    every node's exporter answers /metrics (from the master, as Prometheus scrapes it)
+    Prometheus is ready, `prometheus_config_last_reload_successful` is 1 (after a reload,
+    its reload timestamp moved), and every rendered rule group is loaded
+    Alertmanager is ready
+    Grafana (where it runs) knows every provisioned dashboard uid
+
+The probes run on the master with its base interpreter (deploy.probe).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from pyinfra.api import Host
+
+from deploy.probe import remote_command
+from deploy.stack import Stack
+from minicluster.config import Config
+from minicluster.render import layout
+
+EXPORTER_WAIT_SECONDS = 60
+SERVICE_WAIT_SECONDS = 60
+RELOAD_WAIT_SECONDS = 30
+
+
+class VerifyError(RuntimeError):
+    pass
+
+
+def _url(address: str, port: int, path: str) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}{path}"
+
+
+@dataclass
+class MasterProbe:
+    """Runs deploy.probe on the master host over its existing pyinfra connection."""
+
+    host: Host
+    python: str
+
+    def run(self, *args: str) -> dict:
+        ok, output = self.host.run_shell_command(remote_command(self.python, *args))
+        if not ok or not output.stdout_lines:
+            raise VerifyError(f"probe on {self.host.name} failed: {output.stderr or output.stdout}")
+        return json.loads(output.stdout_lines[-1])
+
+    def get(self, url: str, wait: float = 0, auth: str | None = None) -> dict:
+        args = ["http", url, "--wait", str(wait)]
+        if auth:
+            args += ["--auth", auth]
+        return self.run(*args)
+
+    def prometheus_metric(self, config: Config, name: str) -> float | None:
+        """A sample from Prometheus' own /metrics (no scrape needed, unlike a query)."""
+        master = config.master
+        result = self.get(_url(master.address, config.prometheus.port, "/metrics"))
+        if result.get("status") != 200:
+            return None
+        for line in result["body"].splitlines():
+            metric, _, value = line.partition(" ")
+            if metric == name:
+                return float(value)
+        return None
+
+
+def last_reload_timestamp(probe: MasterProbe, config: Config) -> float | None:
+    return probe.prometheus_metric(
+        config, "prometheus_config_last_reload_success_timestamp_seconds"
+    )
+
+
+def verify(
+    probe: MasterProbe,
+    config: Config,
+    rendered: Stack,
+    *,
+    grafana_present: bool,
+    reload_before: float | None,
+) -> list[str]:
+    """Raise VerifyError naming what is wrong; return what was confirmed."""
+    confirmed = []
+    for node in config.nodes:
+        result = probe.get(
+            _url(node.address, node.exporter_port, "/metrics"), EXPORTER_WAIT_SECONDS
+        )
+        if result.get("status") != 200:
+            raise VerifyError(
+                f"the exporter on {node.name} does not answer from {config.master.name}: "
+                f"{result.get('error')} (see {layout.log_dir(node)}/exporter.err.log there)"
+            )
+    confirmed.append(f"{len(config.nodes)} exporters answer /metrics from {config.master.name}")
+
+    master, prom = config.master, config.prometheus
+    if (
+        probe.get(_url(master.address, prom.port, "/-/ready"), SERVICE_WAIT_SECONDS).get("status")
+        != 200
+    ):
+        raise VerifyError("Prometheus is not ready (see prometheus.err.log on the master)")
+    if reload_before is not None:
+        deadline = time.monotonic() + RELOAD_WAIT_SECONDS
+        while (last_reload_timestamp(probe, config) or 0) <= reload_before:
+            if time.monotonic() > deadline:
+                raise VerifyError("Prometheus did not reload its configuration after SIGHUP")
+            time.sleep(0.5)
+    if probe.prometheus_metric(config, "prometheus_config_last_reload_successful") != 1:
+        raise VerifyError("prometheus_config_last_reload_successful is not 1: Prometheus "
+                          "rejected its configuration (see prometheus.err.log)")  # fmt: skip
+    rules = probe.get(_url(master.address, prom.port, "/api/v1/rules"))
+    loaded = {group["name"] for group in json.loads(rules["body"])["data"]["groups"]}
+    missing = rendered.rule_groups() - loaded
+    if missing:
+        raise VerifyError(f"Prometheus has not loaded rule groups: {', '.join(sorted(missing))}")
+    confirmed.append(
+        f"Prometheus reloaded its config successfully; {len(loaded)} rule groups loaded"
+    )
+
+    am = config.alertmanager
+    if (
+        probe.get(_url(master.address, am.port, "/-/ready"), SERVICE_WAIT_SECONDS).get("status")
+        != 200
+    ):
+        raise VerifyError("Alertmanager is not ready (see alertmanager.err.log on the master)")
+    confirmed.append("Alertmanager is ready")
+
+    if grafana_present:
+        graf = config.grafana
+        base = _url(master.address, graf.port, "")
+        if probe.get(base + "/api/health", SERVICE_WAIT_SECONDS).get("status") != 200:
+            raise VerifyError("Grafana does not answer /api/health (see grafana.err.log)")
+        auth = f"{graf.admin_user}:{layout.secrets_dir(master)}/grafana-admin-password"
+        for uid in rendered.dashboard_uids():
+            # Provisioning runs after start; give it the same grace as the health check.
+            found = probe.get(f"{base}/api/dashboards/uid/{uid}", SERVICE_WAIT_SECONDS, auth)
+            if found.get("status") != 200:
+                raise VerifyError(
+                    f"Grafana has no dashboard with uid {uid!r}: {found.get('error')}"
+                )
+        confirmed.append(f"Grafana has all {len(rendered.dashboard_uids())} dashboards")
+    return confirmed

@@ -1,0 +1,50 @@
+"""`minicluster doctor [--config FILE]`: check every node, one table, a fix beside each failure."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from minicluster.cli import add_config_arguments, config_from_args
+from minicluster.doctor import Check, diagnose, failed
+
+MARKS = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]not checked[/]"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check ssh, python, launchd imports, exporters, clocks, gloo address, ports, disk",
+        description="Check every node in the config and print one table; exit 1 if anything fails.",
+    )
+    add_config_arguments(parser, allow_local=False)
+    parser.set_defaults(func=run)
+
+
+def table(checks: list[Check]) -> Table:
+    result = Table(title="minicluster doctor", show_lines=False)
+    for column in ("node", "check", "result", "detail", "fix"):
+        result.add_column(column, overflow="fold")
+    last_node = None
+    for check in checks:
+        if last_node is not None and check.node != last_node:
+            result.add_section()
+        last_node = check.node
+        result.add_row(check.node, check.name, MARKS[check.ok], check.detail, check.fix)
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    checks = diagnose(config)
+    console = Console(highlight=False)
+    console.print(table(checks))
+    problems = failed(checks)
+    if problems:
+        names = "; ".join(f"{check.node}: {check.name}" for check in problems)
+        console.print(f"[red]{len(problems)} check(s) failed:[/] {names}", soft_wrap=True)
+        return 1
+    console.print(f"all {len(checks)} checks passed on {len(config.nodes)} nodes")
+    return 0

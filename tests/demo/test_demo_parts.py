@@ -1,0 +1,112 @@
+"""The demo's parts that need no stack: ports, the PID record, refusing remote configs."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from minicluster.config import load_config
+from minicluster.demo import services
+from minicluster.demo.ports import busy_ports, with_free_ports
+from tests.demo.conftest import REPO, demo_config_file
+
+CLI = str(Path(sys.executable).with_name("minicluster"))
+
+
+def test_busy_ports_move_and_the_rest_stay(tmp_path: Path) -> None:
+    config = load_config(demo_config_file(tmp_path))
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", config.prometheus.port))
+        holder.listen(1)
+        assert busy_ports(config) == [("prometheus.port", config.prometheus.port)]
+        moved, notes = with_free_ports(config, "test")
+    assert moved.prometheus.port != config.prometheus.port
+    assert notes == [
+        f"prometheus port {config.prometheus.port} is in use here; "
+        f"the demo uses {moved.prometheus.port} instead"
+    ]
+    assert moved.alertmanager.port == config.alertmanager.port
+    assert [n.exporter_port for n in moved.nodes] == [n.exporter_port for n in config.nodes]
+    assert busy_ports(moved) == []
+
+
+def _sleeper() -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+
+
+def test_stop_kills_exactly_the_recorded_processes(tmp_path: Path) -> None:
+    ours, stranger = _sleeper(), _sleeper()
+    try:
+        entry = services.entry_for("exporter-mini-red", ours.pid, "http://x", tmp_path / "l")
+        # A record whose PID now belongs to another process (its start time differs).
+        reused = services.ServiceEntry(
+            "prometheus", stranger.pid, psutil.Process(stranger.pid).create_time() - 100, "", ""
+        )
+        record = services.StackRecord("c.yaml", "now", [entry, reused])
+        services.save(tmp_path, record)
+        loaded = services.load(tmp_path)
+        assert loaded == record and loaded.running
+        assert services.is_alive(entry) and not services.is_alive(reused)
+
+        lines = services.stop_services(tmp_path, loaded)
+
+        assert lines == [
+            f"prometheus: PID {stranger.pid} already gone",
+            f"exporter-mini-red: stopped PID {ours.pid}",
+        ]
+        assert ours.wait(5) is not None
+        assert stranger.poll() is None  # never signalled
+        assert not services.load(tmp_path).running
+    finally:
+        for proc in (ours, stranger):
+            proc.kill()
+            proc.wait()
+
+
+def test_demo_refuses_a_config_with_remote_nodes(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            CLI,
+            "demo",
+            "--once",
+            "--config",
+            str(REPO / "config.yaml"),
+            "--state-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "the demo runs on this machine only, but mini-red, mini-yellow" in result.stderr
+    assert not (tmp_path / "demo" / "services.json").exists()
+
+
+def test_demo_stop_without_a_stack(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [CLI, "demo", "--stop", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (0, "no demo stack is running\n")
+
+
+@pytest.mark.parametrize("flags", [["--stop", "--steps", "3"], ["--once", "--stop"]])
+def test_demo_stop_takes_no_run_flags(tmp_path: Path, flags: list[str]) -> None:
+    result = subprocess.run(
+        [CLI, "demo", *flags, "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip()

@@ -1,0 +1,67 @@
+"""The deployed pair: the harness's two Minis with `minicluster deploy` run once.
+
+Modules here run in name order on one session-wide pair: test_deploy_pair (deploys,
+re-deploys, changes config), test_doctor, test_plists, then test_undeploy (removes it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deploy.wheel import build_wheel
+from tests.hosts.cluster import SimulatedCluster
+from tests.hosts.fixtures import two_minis  # noqa: F401  (the session-wide pair)
+
+CLI = shutil.which("minicluster") or str(Path(os.__file__).parents[2] / "bin" / "minicluster")
+DEPLOY_TIMEOUT = 600
+
+
+@dataclass
+class Run:
+    returncode: int
+    output: str
+    seconds: float
+
+
+def minicluster(*args: str, timeout: float = DEPLOY_TIMEOUT) -> Run:
+    """The installed console script, as a user runs it (wide output: rich never wraps)."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    return Run(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
+
+
+@dataclass
+class Deployed:
+    cluster: SimulatedCluster
+    wheel: Path
+    first: Run
+
+    def deploy(self, *args: str, config: Path | None = None) -> Run:
+        """`minicluster deploy` with the wheel built for this session.
+
+        The wheel is built once up front (by deploy's own builder) so that files other
+        people edit in this checkout while the tests run cannot change it between runs.
+        """
+        path = config or self.cluster.config_path
+        return minicluster("deploy", "--config", str(path), "--wheel", str(self.wheel), *args)
+
+
+@pytest.fixture(scope="session")
+def deployed(two_minis: SimulatedCluster, tmp_path_factory) -> Deployed:  # noqa: F811
+    wheel = build_wheel(tmp_path_factory.mktemp("wheel")).path
+    first = Deployed(two_minis, wheel, None).deploy()  # type: ignore[arg-type]
+    assert first.returncode == 0, first.output
+    return Deployed(two_minis, wheel, first)

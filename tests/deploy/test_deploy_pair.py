@@ -1,0 +1,191 @@
+"""`minicluster deploy` for real, over ssh, onto the two simulated Minis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from deploy.stack import render_stack
+from minicluster.render.launchd import LABEL_PREFIX, exporter_label
+from tests.deploy.conftest import Deployed, Run
+from tests.support import wait_until
+
+pytestmark = pytest.mark.slow
+
+EXPORTER = exporter_label()
+PROMETHEUS = LABEL_PREFIX + "prometheus"
+ALERTMANAGER = LABEL_PREFIX + "alertmanager"
+
+
+def prometheus_url(deployed: Deployed, path: str) -> str:
+    config = deployed.cluster.config
+    return f"http://{config.master.address}:{config.prometheus.port}{path}"
+
+
+def query(deployed: Deployed, promql: str) -> list[dict]:
+    response = requests.get(prometheus_url(deployed, "/api/v1/query"), params={"query": promql})
+    response.raise_for_status()
+    return response.json()["data"]["result"]
+
+
+def own_metric(deployed: Deployed, name: str) -> float:
+    """A sample from Prometheus' own /metrics page."""
+    for line in requests.get(prometheus_url(deployed, "/metrics"), timeout=5).text.splitlines():
+        metric, _, value = line.partition(" ")
+        if metric == name:
+            return float(value)
+    raise AssertionError(f"{name} not in Prometheus' /metrics")
+
+
+def loaded_rule_groups(deployed: Deployed) -> set[str]:
+    response = requests.get(prometheus_url(deployed, "/api/v1/rules"), timeout=5)
+    return {group["name"] for group in response.json()["data"]["groups"]}
+
+
+def service_pids(deployed: Deployed) -> dict[str, int | None]:
+    red, yellow = deployed.cluster.red, deployed.cluster.yellow
+    return {
+        "exporter@mini-red": red.service_pid(EXPORTER),
+        "exporter@mini-yellow": yellow.service_pid(EXPORTER),
+        "prometheus": red.service_pid(PROMETHEUS),
+        "alertmanager": red.service_pid(ALERTMANAGER),
+    }
+
+
+def starts(deployed: Deployed) -> dict[str, int]:
+    """How often the launchctl stand-in has started each service."""
+    red, yellow = deployed.cluster.red, deployed.cluster.yellow
+    jobs = {
+        "exporter@mini-red": red.launchd_job(EXPORTER),
+        "exporter@mini-yellow": yellow.launchd_job(EXPORTER),
+        "prometheus": red.launchd_job(PROMETHEUS),
+        "alertmanager": red.launchd_job(ALERTMANAGER),
+    }
+    return {name: job["runs"] for name, job in jobs.items()}
+
+
+def changed_lines(run: Run) -> str:
+    """The part of the output listing changes (before the verification lines)."""
+    return run.output.split("verified:")[0]
+
+
+def test_first_deploy_brings_up_both_minis(deployed: Deployed):
+    cluster, config = deployed.cluster, deployed.cluster.config
+    assert "verified: 2 exporters answer /metrics from mini-red" in deployed.first.output
+    assert "not installed here; its files are rendered and checked" in deployed.first.output
+
+    for node in config.nodes:
+        text = requests.get(f"http://{node.address}:{node.exporter_port}/metrics", timeout=5).text
+        # The exporter answering on this address runs on that host (its own hostname).
+        assert f'nodename="{node.name}"' in text
+        assert 'node_scrape_collector_success{collector="cpu"} 1.0' in text
+
+    def both_up():
+        series = query(deployed, 'up{job="node"}')
+        return {s["metric"]["node"]: s["value"][1] for s in series} == {
+            "mini-red": "1",
+            "mini-yellow": "1",
+        }
+
+    wait_until(both_up, "Prometheus on mini-red to see both exporters up", timeout=60)
+    assert loaded_rule_groups(deployed) == render_stack(config).rule_groups()
+    alertmanager = f"http://{config.master.address}:{config.alertmanager.port}/-/ready"
+    assert requests.get(alertmanager, timeout=5).status_code == 200
+    assert own_metric(deployed, "prometheus_config_last_reload_successful") == 1
+
+    for host in cluster.hosts.values():
+        # Started as launchd would: the plist's environment and nothing else.
+        job = host.launchd_job(EXPORTER)
+        environ = host.run(["cat", f"/proc/{job['pid']}/environ"]).stdout
+        started_with = dict(item.split("=", 1) for item in environ.split("\0") if item)
+        assert started_with == job["plist"]["EnvironmentVariables"]
+        assert "PYTHONPATH" not in started_with
+        # The package comes from the installed wheel, torch is the local CPU build.
+        probe = "import minicluster, torch; print(minicluster.__file__); print(torch.__version__)"
+        where, torch_version = host.run(
+            ["/opt/minicluster/venv/bin/python", "-c", probe]
+        ).stdout.split()
+        assert where.startswith("/opt/minicluster/venv/lib/")
+        assert torch_version.endswith("+cpu")
+
+
+def test_second_deploy_changes_nothing_and_restarts_nothing(deployed: Deployed):
+    pids, runs = service_pids(deployed), starts(deployed)
+    reloaded_at = own_metric(deployed, "prometheus_config_last_reload_success_timestamp_seconds")
+    assert all(pids.values()), pids
+
+    second = deployed.deploy()
+
+    assert second.returncode == 0, second.output
+    assert "No changes: mini-red, mini-yellow already up to date" in second.output
+    assert "changed:" not in second.output
+    assert service_pids(deployed) == pids
+    assert starts(deployed) == runs
+    assert own_metric(deployed, "prometheus_config_last_reload_success_timestamp_seconds") == (
+        reloaded_at
+    )
+
+
+def test_new_scrape_interval_reloads_prometheus_only(deployed: Deployed):
+    cluster = deployed.cluster
+    live_config = cluster.red.path("/opt/minicluster/stack/prometheus/prometheus.yml")
+    assert "scrape_interval: 2s" in live_config.read_text()
+    pids, runs = service_pids(deployed), starts(deployed)
+    reloaded_at = own_metric(deployed, "prometheus_config_last_reload_success_timestamp_seconds")
+    cluster.write_config(prometheus={"scrape_interval_seconds": 3})
+
+    dry = deployed.deploy("--dry-run")
+
+    assert dry.returncode == 0, dry.output
+    assert "prometheus: reload (SIGHUP)" in dry.output
+    assert "prometheus/prometheus.yml" in dry.output
+    assert "exporter:" not in dry.output and "alertmanager:" not in dry.output
+    assert "scrape_interval: 2s" in live_config.read_text()  # a dry run changes nothing
+
+    run = deployed.deploy()
+
+    assert run.returncode == 0, run.output
+    changes = changed_lines(run)
+    assert "prometheus: reload (SIGHUP)" in changes
+    assert changes.count("  - config.yaml") == 2  # both nodes get the new config.yaml
+    assert "exporter:" not in changes and "alertmanager:" not in changes
+    assert service_pids(deployed) == pids  # reloaded in place, nothing restarted
+    assert starts(deployed) == runs
+    assert own_metric(deployed, "prometheus_config_last_reload_success_timestamp_seconds") > (
+        reloaded_at
+    )
+    status = requests.get(prometheus_url(deployed, "/api/v1/status/config"), timeout=5).json()
+    assert yaml.safe_load(status["data"]["yaml"])["global"]["scrape_interval"] == "3s"
+
+
+def test_rule_file_promtool_rejects_stops_the_deploy(deployed: Deployed):
+    cluster = deployed.cluster
+    groups, pids = loaded_rule_groups(deployed), service_pids(deployed)
+    reloaded_at = own_metric(deployed, "prometheus_config_last_reload_success_timestamp_seconds")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.deploy.faulty_render", "--config",
+         str(cluster.config_path), "--wheel", str(deployed.wheel)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"},
+        cwd=Path(__file__).parents[2],  # the repository root, where `tests` is importable
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+
+    assert result.returncode == 1, output
+    assert "mini-red: deploy failed:" in output
+    assert "broken.yml" in output and "unclosed left parenthesis" in output  # promtool's words
+    rules_dir = "/opt/minicluster/stack/prometheus/rules"
+    assert not cluster.red.path(f"{rules_dir}/broken.yml").exists()  # never installed
+    assert cluster.red.path("/opt/minicluster/staging/prometheus/rules/broken.yml").exists()
+    assert loaded_rule_groups(deployed) == groups
+    assert "broken" not in groups
+    assert service_pids(deployed) == pids
+    assert own_metric(deployed, "prometheus_config_last_reload_success_timestamp_seconds") == (
+        reloaded_at
+    )

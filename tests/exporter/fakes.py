@@ -1,0 +1,181 @@
+"""Collector sources backed by the fixtures in tests/exporter/fixtures.
+
+`linux_sources()` and `darwin_sources()` return {collector name: source} for
+`build_collectors(..., sources=...)`. Wherever the exporter has adaptation logic (psutil
+records, sysctl decoding, ifmibdata, ioreg, networksetup, mount filtering), the fakes
+replace only the lowest call that touches the OS, so that logic runs on the fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from types import SimpleNamespace
+
+from exporters.collectors import diskstats, filesystem, gpu, meminfo, netclass, netdev
+from exporters.collectors.filesystem import Mount
+from exporters.collectors.process import ProcessStats
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DARWIN = FIXTURES / "darwin"
+LINUX = FIXTURES / "linux"
+
+
+def read_hex(path: Path) -> bytes:
+    """Bytes of an annotated hex fixture: hex pairs before each '#', comments ignored."""
+    text = "".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+    return bytes.fromhex(text)
+
+
+@cache
+def sources_json(platform: str) -> dict:
+    return json.loads((FIXTURES / platform / "sources.json").read_text())
+
+
+def parse_sysctl_text(text: str) -> dict[str, str]:
+    """`sysctl name ...` output -> {name: value text}."""
+    values = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(": ")
+        if sep:
+            values[name] = value
+    return values
+
+
+def parse_mount_text(text: str) -> list[Mount]:
+    """macOS `mount` output -> Mount records (device, mount point, first option = type)."""
+    mounts = []
+    for line in text.splitlines():
+        match = re.match(r"^(.*) on (.*) \(([^,)]+)", line)
+        if match:
+            mounts.append(Mount(match[1], match[2], match[3]))
+    return mounts
+
+
+def parse_vm_stat(text: str) -> dict[str, int]:
+    """`vm_stat` output -> {"Pages free": 3754, ...} and "page size"."""
+    values = {"page size": int(re.search(r"page size of (\d+) bytes", text)[1])}
+    for line in text.splitlines()[1:]:
+        name, _, value = line.rpartition(":")
+        values[name.strip().strip('"')] = int(value.strip().rstrip("."))
+    return values
+
+
+def parse_netstat_ib(text: str) -> dict[str, dict[str, int]]:
+    """`netstat -ib` link rows -> {"en0": {"Ibytes": ..., ...}}."""
+    lines = text.splitlines()
+    header = lines[0].split()
+    rows = {}
+    for line in lines[1:]:
+        fields = line.split()
+        if "<Link#" not in line or fields[0].endswith("*"):
+            continue
+        # Link rows have an Address column only for interfaces with a MAC address.
+        numbers = fields[-7:]
+        rows[fields[0]] = dict(zip(header[-7:], map(int, numbers), strict=True))
+    return rows
+
+
+def _records(data: dict) -> dict[str, SimpleNamespace]:
+    return {name: SimpleNamespace(**fields) for name, fields in data.items()}
+
+
+def _statvfs(data: dict):
+    def statvfs(path: str):
+        fields = data.get(path)
+        if fields is None:
+            raise OSError(5, "Input/output error", path)  # e.g. a stale network mount
+        return SimpleNamespace(**fields)
+
+    return statvfs
+
+
+def _common(data: dict, platform: str) -> dict:
+    return {
+        "cpu": lambda: [dict(modes) for modes in data["cpu_times"]],
+        "loadavg": lambda: tuple(data["loadavg"]),
+        "diskstats": lambda: diskstats.read_disks(
+            counters=lambda **_: _records(data["disk_io_counters"])
+        ),
+        "boottime": lambda: data["boot_time"],
+        "time": lambda: data["time"],
+        "uname": lambda: dict(data["uname"]),
+        "process": lambda: ProcessStats(**data["process"]),
+        "peers": lambda: dict(data["peers"]),
+    }
+
+
+def linux_sources() -> dict:
+    data = sources_json("linux")
+    mounts = [Mount(*fields) for fields in data["mounts"]]
+    kinds = data["link_kinds"]
+    return {
+        **_common(data, "linux"),
+        "meminfo": lambda: meminfo.parse_meminfo((LINUX / "meminfo").read_text()),
+        "filesystem": lambda: filesystem.read_filesystems(
+            mounts=lambda: mounts, statvfs=_statvfs(data["statvfs"]), platform="linux"
+        ),
+        "netdev": lambda: netdev.read_linux(counters=lambda **_: _records(data["net_io_counters"])),
+        "netclass": lambda: netclass.read_links(
+            stats=lambda: _records(data["net_if_stats"]), kind=kinds.__getitem__
+        ),
+    }
+
+
+class FakeSysctl:
+    """sysctl by name, from sysctl.txt (scalars) and *.hex files (structs)."""
+
+    def __init__(self):
+        self.text = parse_sysctl_text((DARWIN / "sysctl.txt").read_text())
+
+    def int(self, name: str) -> int:
+        return int(self.text[name])
+
+    def bytes(self, name: str) -> bytes:
+        return read_hex(DARWIN / f"{name}.hex")
+
+
+def ifmib_fixtures() -> dict[int, bytes]:
+    return {
+        int(path.name.split("-", 1)[0]): read_hex(path)
+        for path in sorted((DARWIN / "ifmibdata").glob("*.hex"))
+    }
+
+
+def darwin_sources() -> dict:
+    data = sources_json("darwin")
+    sysctl = FakeSysctl()
+    records = ifmib_fixtures()
+    names = {index: raw[:16].split(b"\0")[0].decode() for index, raw in records.items()}
+    # Index 9 vanished between listing and reading; index 10 is detached (zeroed record).
+    listing = [*sorted(names.items()), (9, "utun9"), (10, "anpi0")]
+
+    def ifmib(index: int) -> bytes:
+        if index == 9:
+            raise OSError(2, "No such file or directory")
+        return records.get(index, bytes(180))
+
+    ports = netclass.parse_hardware_ports(
+        (DARWIN / "networksetup-listallhardwareports.txt").read_text()
+    )
+    mounts = parse_mount_text((DARWIN / "mount.txt").read_text())
+    return {
+        **_common(data, "darwin"),
+        "meminfo": lambda: meminfo.darwin_memory(
+            sysctl_int=sysctl.int,
+            sysctl_bytes=sysctl.bytes,
+            vm_statistics=lambda: read_hex(DARWIN / "host_vm_info64.hex"),
+        ),
+        "filesystem": lambda: filesystem.read_filesystems(
+            mounts=lambda: mounts, statvfs=_statvfs(data["statvfs"]), platform="darwin"
+        ),
+        "netdev": lambda: netdev.read_darwin(interfaces=lambda: listing, ifmib=ifmib),
+        "netclass": netclass.darwin_source(
+            ports=lambda: ports, stats=lambda: _records(data["net_if_stats"])
+        ),
+        "memory_pressure": lambda: sysctl.int("kern.memorystatus_vm_pressure_level"),
+        "gpu": lambda: gpu.parse_accelerators((DARWIN / "ioreg-IOAccelerator.txt").read_text()),
+        "thermal": lambda: data["thermal_pressure_level"],
+    }

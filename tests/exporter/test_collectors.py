@@ -1,0 +1,370 @@
+"""Each collector on injected sources (Linux fixtures here; macOS ones in test_darwin.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from types import SimpleNamespace
+
+import psutil
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporters.collectors import (
+    boottime,
+    cpu,
+    diskstats,
+    filesystem,
+    loadavg,
+    meminfo,
+    netclass,
+    netdev,
+    peers,
+    process,
+    uname,
+)
+from exporters.collectors import time as time_collector
+from exporters.collectors.peers import Peer
+from tests.exporter import fakes
+
+
+def registry_of(collector) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry
+
+
+def family_names(collector) -> set[str]:
+    return {family.name for family in collector.collect()}
+
+
+def test_cpu_seconds_per_cpu_and_mode_with_guest_apart():
+    registry = registry_of(cpu.CpuCollector(fakes.linux_sources()["cpu"]))
+    get = registry.get_sample_value
+    assert get("node_cpu_seconds_total", {"cpu": "0", "mode": "user"}) == 8123.45
+    assert get("node_cpu_seconds_total", {"cpu": "1", "mode": "iowait"}) == 91.6
+    assert get("node_cpu_seconds_total", {"cpu": "1", "mode": "steal"}) == 2.97
+    assert get("node_cpu_seconds_total", {"cpu": "0", "mode": "guest"}) is None
+    assert get("node_cpu_guest_seconds_total", {"cpu": "0", "mode": "nice"}) == 0.0
+
+
+def test_cpu_on_macos_has_four_modes_and_no_guest_family():
+    collector = cpu.CpuCollector(fakes.darwin_sources()["cpu"])
+    families = list(collector.collect())
+    assert [family.name for family in families] == ["node_cpu_seconds"]
+    modes = {sample.labels["mode"] for sample in families[0].samples}
+    assert modes == {"user", "nice", "system", "idle"}
+    assert len(families[0].samples) == 8 * 4
+
+
+def test_cpu_reads_this_machine():
+    registry = registry_of(cpu.CpuCollector())
+    idle = registry.get_sample_value("node_cpu_seconds_total", {"cpu": "0", "mode": "idle"})
+    assert idle == pytest.approx(psutil.cpu_times(percpu=True)[0].idle, abs=5)
+
+
+def test_loadavg():
+    registry = registry_of(loadavg.LoadavgCollector(lambda: (0.5, 1.25, 2.0)))
+    assert registry.get_sample_value("node_load1") == 0.5
+    assert registry.get_sample_value("node_load5") == 1.25
+    assert registry.get_sample_value("node_load15") == 2.0
+
+
+def test_meminfo_linux_names_and_units():
+    values = meminfo.parse_meminfo(
+        "MemTotal:       24684084 kB\n"
+        "MemAvailable:   22044676 kB\n"
+        "Active(anon):     184200 kB\n"
+        "HugePages_Total:       0\n"
+        "Hugepagesize:       2048 kB\n"
+    )
+    assert values == {
+        "MemTotal_bytes": 24684084 * 1024,
+        "MemAvailable_bytes": 22044676 * 1024,
+        "Active_anon_bytes": 184200 * 1024,
+        "HugePages_Total": 0,
+        "Hugepagesize_bytes": 2048 * 1024,
+    }
+    registry = registry_of(meminfo.MeminfoCollector(lambda: values))
+    assert registry.get_sample_value("node_memory_MemTotal_bytes") == 24684084 * 1024
+    assert registry.get_sample_value("node_memory_Active_anon_bytes") == 184200 * 1024
+    # HugePages_Total is a count of pages, a gauge, despite the "_Total".
+    types = {f.name: f.type for f in meminfo.MeminfoCollector(lambda: values).collect()}
+    assert types["node_memory_HugePages_Total"] == "gauge"
+
+
+def test_meminfo_reads_this_machine():
+    registry = registry_of(meminfo.MeminfoCollector())
+    with open("/proc/meminfo") as f:
+        total_kb = int(f.readline().split()[1])
+    assert registry.get_sample_value("node_memory_MemTotal_bytes") == total_kb * 1024
+    assert registry.get_sample_value("node_memory_MemAvailable_bytes") > 0
+
+
+def test_filesystem_skips_pseudo_filesystems_and_reports_statvfs_errors():
+    collector = filesystem.FilesystemCollector(fakes.linux_sources()["filesystem"])
+    registry = registry_of(collector)
+    get = registry.get_sample_value
+    root = {"device": "/dev/mapper/vg-root", "fstype": "ext4", "mountpoint": "/"}
+    assert get("node_filesystem_size_bytes", root) == 122030080 * 4096
+    assert get("node_filesystem_free_bytes", root) == 80112640 * 4096
+    assert get("node_filesystem_avail_bytes", root) == 73870336 * 4096
+    assert get("node_filesystem_files", root) == 30507008
+    assert get("node_filesystem_files_free", root) == 29911204
+    assert get("node_filesystem_readonly", root) == 0
+    efi = {"device": "/dev/nvme0n1p1", "fstype": "vfat", "mountpoint": "/boot/efi"}
+    assert get("node_filesystem_readonly", efi) == 1
+    nfs = {"device": "nas:/export/models", "fstype": "nfs4", "mountpoint": "/mnt/models"}
+    assert get("node_filesystem_device_error", nfs) == 1
+    assert get("node_filesystem_size_bytes", nfs) is None
+    mountpoints = {
+        sample.labels["mountpoint"]
+        for family in collector.collect()
+        for sample in family.samples
+        if family.name == "node_filesystem_size_bytes"
+    }
+    # /proc, /sys, /dev and docker's overlay are skipped; the duplicate / is listed once.
+    assert mountpoints == {"/", "/run", "/boot/efi"}
+    sizes = next(f for f in collector.collect() if f.name == "node_filesystem_size_bytes")
+    assert len(sizes.samples) == 3
+
+
+def test_filesystem_reads_this_machine():
+    registry = registry_of(filesystem.FilesystemCollector())
+    root = next(p for p in psutil.disk_partitions(all=True) if p.mountpoint == "/")
+    labels = {"device": root.device, "fstype": root.fstype, "mountpoint": "/"}
+    st = os.statvfs("/")
+    assert registry.get_sample_value("node_filesystem_size_bytes", labels) == (
+        st.f_blocks * st.f_frsize
+    )
+
+
+def test_diskstats_skips_partitions_and_loop_devices():
+    collector = diskstats.DiskstatsCollector(fakes.linux_sources()["diskstats"])
+    registry = registry_of(collector)
+    get = registry.get_sample_value
+    nvme = {"device": "nvme0n1"}
+    assert get("node_disk_reads_completed_total", nvme) == 1203345
+    assert get("node_disk_writes_completed_total", nvme) == 2990371
+    assert get("node_disk_read_bytes_total", nvme) == 40211681280
+    assert get("node_disk_written_bytes_total", nvme) == 91102433280
+    assert get("node_disk_read_time_seconds_total", nvme) == pytest.approx(402.311)
+    assert get("node_disk_write_time_seconds_total", nvme) == pytest.approx(2210.993)
+    assert get("node_disk_io_time_seconds_total", nvme) == pytest.approx(1100.452)
+    devices = {s.labels["device"] for f in collector.collect() for s in f.samples}
+    assert devices == {"nvme0n1", "dm-0"}
+
+
+def test_netdev_linux_counters():
+    registry = registry_of(netdev.NetdevCollector(fakes.linux_sources()["netdev"]))
+    get = registry.get_sample_value
+    eth0 = {"device": "eth0"}
+    assert get("node_network_receive_bytes_total", eth0) == 4398046511104
+    assert get("node_network_transmit_bytes_total", eth0) == 5368709120000
+    assert get("node_network_receive_packets_total", eth0) == 2980051777
+    assert get("node_network_transmit_packets_total", eth0) == 3621048533
+    assert get("node_network_receive_errs_total", eth0) == 2
+    assert get("node_network_transmit_errs_total", eth0) == 0
+    assert get("node_network_receive_drop_total", eth0) == 1041
+    assert get("node_network_transmit_drop_total", eth0) == 0
+
+
+def test_netdev_reads_this_machine_loopback():
+    registry = registry_of(netdev.NetdevCollector())
+    before = registry.get_sample_value("node_network_receive_bytes_total", {"device": "lo"})
+    with (
+        socket.create_server(("127.0.0.1", 0)) as server,
+        socket.create_connection(server.getsockname()) as client,
+    ):
+        peer, _ = server.accept()
+        client.sendall(b"x" * 100_000)
+        received = 0
+        while received < 100_000:
+            received += len(peer.recv(65536))
+        peer.close()
+    after = registry.get_sample_value("node_network_receive_bytes_total", {"device": "lo"})
+    assert after - before >= 100_000
+
+
+def test_netclass_state_speed_and_link_kind():
+    collector = netclass.NetclassCollector(fakes.linux_sources()["netclass"])
+    registry = registry_of(collector)
+    get = registry.get_sample_value
+    assert get("node_network_up", {"device": "eth0"}) == 1
+    assert get("node_network_up", {"device": "wlan0"}) == 0
+    assert get("node_network_mtu_bytes", {"device": "thunderbolt0"}) == 65520
+    assert get("node_network_speed_bytes", {"device": "eth0"}) == 10_000 * 1_000_000 / 8
+    assert get("node_network_speed_bytes", {"device": "wlan0"}) is None  # unknown: absent
+    for device, kind in [
+        ("eth0", "ethernet"),
+        ("wlan0", "wifi"),
+        ("thunderbolt0", "thunderbolt"),
+        ("lo", "loopback"),
+    ]:
+        assert get("minicluster_network_link_info", {"device": device, "kind": kind}) == 1
+
+
+def _sysfs_device(root, name, arp_type, *, physical=False, wireless=False, driver=None):
+    base = root / name
+    base.mkdir(parents=True)
+    (base / "type").write_text(f"{arp_type}\n")
+    if physical or driver:
+        (base / "device").mkdir()
+    if wireless:
+        (base / "wireless").mkdir()
+    if driver:
+        target = root.parent / "drivers" / driver
+        target.mkdir(parents=True, exist_ok=True)
+        (base / "device" / "driver").symlink_to(target)
+
+
+def test_linux_link_kind_from_sysfs(tmp_path):
+    root = tmp_path / "sys" / "class" / "net"
+    _sysfs_device(root, "lo", 772)
+    _sysfs_device(root, "enp3s0", 1, physical=True)
+    _sysfs_device(root, "wlp2s0", 1, physical=True, wireless=True)
+    _sysfs_device(root, "thunderbolt0", 1, driver="thunderbolt-net")
+    _sysfs_device(root, "veth1234", 1)
+    _sysfs_device(root, "wg0", 65534)
+    kinds = {path.name: netclass.linux_link_kind(path.name, str(root)) for path in root.iterdir()}
+    assert kinds == {
+        "lo": "loopback",
+        "enp3s0": "ethernet",
+        "wlp2s0": "wifi",
+        "thunderbolt0": "thunderbolt",
+        "veth1234": "other",
+        "wg0": "other",
+    }
+    assert netclass.linux_link_kind("gone0", str(root)) == "other"
+
+
+def test_link_kinds_are_cached_for_a_while():
+    calls = []
+    now = [0.0]
+    kinds = netclass.CachedKinds(lambda device: calls.append(device) or "ethernet", lambda: now[0])
+    assert kinds("eth0") == kinds("eth0") == "ethernet"
+    assert calls == ["eth0"]
+    now[0] += netclass.KIND_TTL_SECONDS
+    kinds("eth0")
+    assert calls == ["eth0", "eth0"]
+
+
+def test_link_kind_cache_is_bounded():
+    kinds = netclass.CachedKinds(lambda device: "other")
+    for i in range(netclass.MAX_CACHED_KINDS + 10):
+        kinds(f"veth{i}")
+    assert len(kinds.kinds) <= netclass.MAX_CACHED_KINDS
+
+
+def test_netclass_reads_this_machine():
+    registry = registry_of(netclass.NetclassCollector())
+    assert registry.get_sample_value("node_network_mtu_bytes", {"device": "lo"}) == 65536
+    info = {"device": "lo", "kind": "loopback"}
+    assert registry.get_sample_value("minicluster_network_link_info", info) == 1
+
+
+def test_boot_time_clock_and_uname():
+    assert (
+        registry_of(boottime.BoottimeCollector(lambda: 1732780811.0)).get_sample_value(
+            "node_boot_time_seconds"
+        )
+        == 1732780811.0
+    )
+    registry = registry_of(time_collector.TimeCollector())
+    assert registry.get_sample_value("node_time_seconds") == pytest.approx(time.time(), abs=5)
+    registry = registry_of(uname.UnameCollector(fakes.linux_sources()["uname"]))
+    labels = dict(fakes.sources_json("linux")["uname"])
+    assert registry.get_sample_value("node_uname_info", labels) == 1
+    live = uname.read_uname()
+    assert live["sysname"] == os.uname().sysname and live["nodename"] == os.uname().nodename
+
+
+def test_boot_time_reads_this_machine():
+    value = registry_of(boottime.BoottimeCollector()).get_sample_value("node_boot_time_seconds")
+    with open("/proc/stat") as f:
+        btime = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+    assert value == pytest.approx(btime, abs=1)
+
+
+def test_process_metrics_of_this_process_come_from_psutil():
+    registry = registry_of(process.ProcessCollector())
+    get = registry.get_sample_value
+    me = psutil.Process()
+    assert get("process_resident_memory_bytes") == pytest.approx(me.memory_info().rss, rel=0.5)
+    assert get("process_start_time_seconds") == pytest.approx(me.create_time(), abs=0.01)
+    assert get("process_open_fds") >= 3
+    assert get("process_max_fds") >= get("process_open_fds")
+    assert get("process_cpu_seconds_total") > 0
+
+
+def test_process_metrics_from_a_fake_process():
+    fake = SimpleNamespace(
+        oneshot=contextlib.nullcontext,
+        cpu_times=lambda: SimpleNamespace(user=1.5, system=0.25),
+        memory_info=lambda: SimpleNamespace(rss=41943040, vms=411041792),
+        num_fds=lambda: 9,
+        create_time=lambda: 1732799000.5,
+    )
+    registry = registry_of(process.ProcessCollector(process.ProcessReader(fake)))
+    assert registry.get_sample_value("process_cpu_seconds_total") == 1.75
+    assert registry.get_sample_value("process_resident_memory_bytes") == 41943040
+    assert registry.get_sample_value("process_virtual_memory_bytes") == 411041792
+    assert registry.get_sample_value("process_open_fds") == 9
+    assert registry.get_sample_value("process_start_time_seconds") == 1732799000.5
+
+
+def test_peers_collector_publishes_rtt_only_for_peers_that_answered():
+    registry = registry_of(peers.PeersCollector(lambda: {"mini-yellow": 0.0004, "mini-blue": None}))
+    get = registry.get_sample_value
+    assert get("minicluster_peer_up", {"peer": "mini-yellow"}) == 1
+    assert get("minicluster_peer_rtt_seconds", {"peer": "mini-yellow"}) == 0.0004
+    assert get("minicluster_peer_up", {"peer": "mini-blue"}) == 0
+    assert get("minicluster_peer_rtt_seconds", {"peer": "mini-blue"}) is None
+
+
+def test_peers_collector_without_peers_publishes_nothing():
+    assert list(peers.PeersCollector().collect()) == []
+
+
+@pytest.fixture
+def blackhole():
+    """A loopback port that drops SYNs: a listener whose accept queue is full."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    fillers = []
+    # With the queue full the kernel drops further SYNs, so connect() just waits.
+    for _ in range(4):
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(server.getsockname())
+        fillers.append(sock)
+    time.sleep(0.05)
+    yield server.getsockname()[1]
+    for sock in fillers:
+        sock.close()
+    server.close()
+
+
+def test_peer_probe_is_concurrent_and_bounded(blackhole):
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        up_port = listening.getsockname()[1]
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            refused_port = unused.getsockname()[1]  # bound, not listening: RST
+        targets = [
+            Peer("up", "127.0.0.1", up_port),
+            Peer("refused", "127.0.0.1", refused_port),
+            Peer("silent-1", "127.0.0.1", blackhole),
+            Peer("silent-2", "127.0.0.1", blackhole),
+        ]
+        started = time.perf_counter()
+        result = peers.probe_peers(targets, timeout=0.4)
+        elapsed = time.perf_counter() - started
+    assert 0 < result["up"] < 0.4
+    assert result["refused"] is None
+    assert result["silent-1"] is None and result["silent-2"] is None
+    # Both silent peers waited the timeout at the same time, not one after the other.
+    assert 0.35 < elapsed < 0.75

@@ -1,0 +1,265 @@
+"""macOS code paths on fixtures of macOS output (nothing here runs a Mac).
+
+Packed structs are cross-checked against the text the Mac's own tools print for the same
+data (netstat -ib, vm_stat, sysctl), so a wrong offset cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporters import macos
+from exporters.collectors import gpu, meminfo, memory_pressure, netclass, netdev, thermal
+from exporters.options import Options
+from exporters.registry import build_collectors
+from exporters.scrape import run_collector
+from tests.exporter import fakes
+from tests.exporter.fakes import DARWIN, read_hex
+
+IFI_IBYTES_OFFSET = 116  # 52 (ifmibdata header) + 16 (if_data64 bytes, mtu, metric) + 6*8
+
+
+def registry_of(collector) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry
+
+
+def test_ifmibdata_layout_matches_netstat_ib():
+    netstat = fakes.parse_netstat_ib((DARWIN / "netstat-ib.txt").read_text())
+    records = fakes.ifmib_fixtures()
+    assert set(records) == {1, 4, 5, 6, 8}
+    for raw in records.values():
+        assert len(raw) == macos.IFMIBDATA_SIZE == 180
+        data = netdev.parse_ifmibdata(raw)
+        row = netstat[data.name]
+        assert (data.ipackets, data.ierrors, data.ibytes) == (
+            row["Ipkts"],
+            row["Ierrs"],
+            row["Ibytes"],
+        )
+        assert (data.opackets, data.oerrors, data.obytes, data.collisions) == (
+            row["Opkts"],
+            row["Oerrs"],
+            row["Obytes"],
+            row["Coll"],
+        )
+
+
+def test_ifmibdata_header_fields():
+    en0 = netdev.parse_ifmibdata(read_hex(DARWIN / "ifmibdata" / "4-en0.hex"))
+    assert (en0.name, en0.mtu, en0.type, en0.baudrate) == ("en0", 1500, 6, 1_000_000_000)
+    assert en0.flags & 0x1 and en0.flags & 0x40  # IFF_UP, IFF_RUNNING
+    assert en0.iqdrops == 17
+    lo0 = netdev.parse_ifmibdata(read_hex(DARWIN / "ifmibdata" / "1-lo0.hex"))
+    assert (lo0.name, lo0.mtu, lo0.type) == ("lo0", 16384, 0x18)  # IFT_LOOP
+    bridge = netdev.parse_ifmibdata(read_hex(DARWIN / "ifmibdata" / "8-bridge0.hex"))
+    assert bridge.type == 0xD1  # IFT_BRIDGE
+
+
+def test_darwin_netdev_uses_64bit_counters_and_skips_vanished_interfaces():
+    collector = netdev.NetdevCollector(fakes.darwin_sources()["netdev"])
+    registry = registry_of(collector)
+    get = registry.get_sample_value
+    en0 = {"device": "en0"}
+    assert get("node_network_receive_bytes_total", en0) == 187364912384  # > 2**32
+    assert get("node_network_transmit_bytes_total", en0) == 201845337088
+    assert get("node_network_receive_packets_total", en0) == 142117839
+    assert get("node_network_receive_drop_total", en0) == 17  # ifi_iqdrops
+    assert get("node_network_transmit_drop_total", {"device": "en1"}) == 3  # ifmd_snd_drops
+    devices = {s.labels["device"] for f in collector.collect() for s in f.samples}
+    # utun9 vanished (ENOENT) and anpi0 is detached (zeroed record): neither is published.
+    assert devices == {"lo0", "en0", "en1", "en2", "bridge0"}
+
+
+def test_byte_counter_keeps_counting_where_psutils_32bit_one_wraps():
+    """Across the 4 GiB boundary the 32-bit view (psutil's, since macOS 13.2.1) goes
+    backwards; the ifmibdata counter the exporter publishes keeps increasing."""
+    template = bytearray(read_hex(DARWIN / "ifmibdata" / "4-en0.hex"))
+    readings = [2**32 - 1_000, 2**32 + 5_000]
+    published = []
+    for ibytes in readings:
+        raw = bytearray(template)
+        struct.pack_into("<Q", raw, IFI_IBYTES_OFFSET, ibytes)
+        source = netdev.read_darwin(interfaces=lambda: [(4, "en0")], ifmib=lambda _, r=raw: r)
+        registry = registry_of(netdev.NetdevCollector(lambda s=source: s))
+        published.append(
+            registry.get_sample_value("node_network_receive_bytes_total", {"device": "en0"})
+        )
+    truncated = [value % 2**32 for value in readings]
+    assert truncated[1] < truncated[0]  # what a 32-bit counter shows: a bogus reset
+    assert published == readings
+    assert published[1] - published[0] == 6_000
+
+
+def test_vm_statistics64_matches_vm_stat():
+    vm = meminfo.parse_vm_statistics64(read_hex(DARWIN / "host_vm_info64.hex"))
+    text = fakes.parse_vm_stat((DARWIN / "vm_stat.txt").read_text())
+    assert vm["free_count"] - vm["speculative_count"] == text["Pages free"]
+    pairs = {
+        "active_count": "Pages active",
+        "inactive_count": "Pages inactive",
+        "speculative_count": "Pages speculative",
+        "throttled_count": "Pages throttled",
+        "wire_count": "Pages wired down",
+        "purgeable_count": "Pages purgeable",
+        "faults": "Translation faults",
+        "cow_faults": "Pages copy-on-write",
+        "zero_fill_count": "Pages zero filled",
+        "reactivations": "Pages reactivated",
+        "purges": "Pages purged",
+        "external_page_count": "File-backed pages",
+        "internal_page_count": "Anonymous pages",
+        "total_uncompressed_pages_in_compressor": "Pages stored in compressor",
+        "compressor_page_count": "Pages occupied by compressor",
+        "decompressions": "Decompressions",
+        "compressions": "Compressions",
+        "pageins": "Pageins",
+        "pageouts": "Pageouts",
+        "swapins": "Swapins",
+        "swapouts": "Swapouts",
+    }
+    for field, label in pairs.items():
+        assert vm[field] == text[label], field
+
+
+def test_swapusage_matches_sysctl_text():
+    swap = meminfo.parse_xsw_usage(read_hex(DARWIN / "vm.swapusage.hex"))
+    line = fakes.parse_sysctl_text((DARWIN / "sysctl.txt").read_text())["vm.swapusage"]
+    total, used, free = (float(x) * 2**20 for x in re.findall(r"= ([\d.]+)M", line))
+    assert (swap["total"], swap["used"], swap["avail"]) == (total, used, free)
+    assert swap["pagesize"] == 16384
+
+
+def test_darwin_memory_has_node_exporters_darwin_names():
+    collector = meminfo.MeminfoCollector(fakes.darwin_sources()["meminfo"])
+    families = {f.name: f for f in collector.collect()}
+    assert set(families) == {
+        *(
+            f"node_memory_{n}_bytes"
+            for n in [
+                "total",
+                "free",
+                "active",
+                "inactive",
+                "wired",
+                "compressed",
+                "purgeable",
+                "internal",
+                "swap_total",
+                "swap_used",
+            ]
+        ),
+        # counters: prometheus_client keeps the name without _total on the family
+        "node_memory_swapped_in_bytes",
+        "node_memory_swapped_out_bytes",
+    }
+    registry = registry_of(collector)
+    get = registry.get_sample_value
+    page = 16384
+    assert get("node_memory_total_bytes") == 17179869184
+    assert get("node_memory_free_bytes") == (3754 + 2307) * page
+    assert get("node_memory_active_bytes") == 296372 * page
+    assert get("node_memory_wired_bytes") == 139571 * page
+    assert get("node_memory_compressed_bytes") == 200103 * page
+    assert get("node_memory_swap_used_bytes") == 3011.5 * 2**20
+    assert get("node_memory_swapped_out_bytes_total") == 3476932 * page
+    assert families["node_memory_swapped_in_bytes"].type == "counter"
+
+
+def test_memory_pressure_level_from_sysctl():
+    registry = registry_of(
+        memory_pressure.MemoryPressureCollector(fakes.darwin_sources()["memory_pressure"])
+    )
+    assert registry.get_sample_value("minicluster_memory_pressure_level") == 2
+    outcome = run_collector(memory_pressure.MemoryPressureCollector(lambda: 3))
+    assert not outcome.success and "expected one of 1, 2, 4" in outcome.error
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3, 4])
+def test_thermal_state(level):
+    registry = registry_of(thermal.ThermalCollector(lambda: level))
+    assert registry.get_sample_value("minicluster_thermal_state") == level
+
+
+def test_thermal_state_out_of_range_fails_the_collector():
+    assert not run_collector(thermal.ThermalCollector(lambda: 7)).success
+
+
+def test_gpu_utilization_from_ioreg():
+    text = (DARWIN / "ioreg-IOAccelerator.txt").read_text()
+    assert gpu.parse_accelerators(text) == [0.37]
+    registry = registry_of(gpu.GpuCollector(lambda: gpu.parse_accelerators(text)))
+    assert registry.get_sample_value("minicluster_gpu_utilization_ratio", {"gpu": "0"}) == 0.37
+
+
+def test_gpu_entries_without_statistics_are_skipped():
+    entry = (DARWIN / "ioreg-IOAccelerator.txt").read_text()
+    bare = '+-o IOAccelerator  <class IOAccelerator, id 0x1>\n    {\n      "IOClass" = "x"\n    }\n'
+    busy = entry.replace('"Device Utilization %"=37', '"Device Utilization %"=100')
+    assert gpu.parse_accelerators(entry + bare + busy) == [0.37, 1.0]
+    assert gpu.parse_accelerators("") == []
+
+
+def test_hardware_ports_and_link_kinds():
+    text = (DARWIN / "networksetup-listallhardwareports.txt").read_text()
+    ports = netclass.parse_hardware_ports(text)
+    assert ports == {
+        "en0": "Ethernet",
+        "bridge0": "Thunderbolt Bridge",
+        "en1": "Wi-Fi",
+        "en2": "Thunderbolt 1",
+        "en3": "Thunderbolt 2",
+    }
+    kinds = {d: netclass.darwin_link_kind(d, ports) for d in [*ports, "lo0", "awdl0"]}
+    assert kinds == {
+        "en0": "ethernet",
+        "bridge0": "thunderbolt",
+        "en1": "wifi",
+        "en2": "thunderbolt",
+        "en3": "thunderbolt",
+        "lo0": "loopback",
+        "awdl0": "other",
+    }
+    adapters = {"en5": "Thunderbolt Ethernet Slot 1", "en6": "USB 10/100/1000 LAN"}
+    assert netclass.darwin_link_kind("en5", adapters) == "ethernet"
+    assert netclass.darwin_link_kind("en6", adapters) == "ethernet"
+
+
+def test_hardware_ports_are_read_once_per_ttl():
+    calls = []
+    now = [100.0]
+    text = (DARWIN / "networksetup-listallhardwareports.txt").read_text()
+    ports = netclass.HardwarePorts(lambda: calls.append(1) or text, lambda: now[0])
+    assert ports()["en1"] == "Wi-Fi"
+    ports()
+    assert len(calls) == 1
+    now[0] += netclass.HARDWARE_PORTS_TTL_SECONDS
+    ports()
+    assert len(calls) == 2
+
+
+def test_darwin_netclass_publishes_kinds_and_known_speeds():
+    registry = registry_of(netclass.NetclassCollector(fakes.darwin_sources()["netclass"]))
+    get = registry.get_sample_value
+    assert get("minicluster_network_link_info", {"device": "en1", "kind": "wifi"}) == 1
+    assert get("minicluster_network_link_info", {"device": "bridge0", "kind": "thunderbolt"}) == 1
+    assert get("node_network_speed_bytes", {"device": "en0"}) == 125_000_000
+    assert get("node_network_speed_bytes", {"device": "bridge0"}) is None
+
+
+def test_macos_readers_fail_cleanly_elsewhere():
+    with pytest.raises(OSError):
+        macos.sysctl_int("kern.memorystatus_vm_pressure_level")
+
+
+def test_macos_only_collectors_exist_only_on_macos(tmp_path):
+    options = Options(node="n", listen_host="127.0.0.1", listen_port=0, run_dir=str(tmp_path))
+    linux = {c.name for c in build_collectors(options, "linux")}
+    darwin = {c.name for c in build_collectors(options, "darwin", fakes.darwin_sources())}
+    assert darwin - linux == {"gpu", "memory_pressure", "thermal"}
+    assert linux <= darwin

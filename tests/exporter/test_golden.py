@@ -1,0 +1,163 @@
+"""End to end on fixture sources, diffed against golden files; promtool on them and live.
+
+`UPDATE_GOLDEN=1 pytest tests/exporter/test_golden.py` rewrites the golden files.
+Collector durations vary from run to run and are left out (as node_exporter's
+end-to-end-test.sh does).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import subprocess
+
+import pytest
+from prometheus_client.exposition import generate_latest
+
+from exporters.exposition import TextEncoder
+from tests.exporter.conftest import get, make_options, samples, value
+from tests.exporter.fakes import FIXTURES, darwin_sources, linux_sources
+from tests.support import free_port, require_tool, wait_until
+
+GOLDEN = {
+    "linux": FIXTURES / "e2e-output.txt",
+    "darwin": FIXTURES / "e2e-output-darwin.txt",
+}
+VARYING = re.compile(r"^node_scrape_collector_duration_seconds\{")
+CAMEL_CASE = re.compile(r"^(node_memory_\w+) metric names should be written in 'snake_case'")
+
+
+def normalise(text: str) -> str:
+    return "".join(line + "\n" for line in text.splitlines() if not VARYING.match(line))
+
+
+def promtool_problems(text: str) -> list[str]:
+    promtool = require_tool("promtool", "apt-get install prometheus (it ships promtool)")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    problems = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode == 0 or problems, result
+    return problems
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin"])
+def test_fixture_scrape_matches_golden_file(serve, tmp_path, platform):
+    sources = linux_sources() if platform == "linux" else darwin_sources()
+    server = serve(make_options(tmp_path), sources, platform)
+    response = get(server.url + "/metrics")
+    assert response.status_code == 200
+    got = normalise(response.text)
+    golden = GOLDEN[platform]
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.write_text(got)
+    expected = golden.read_text()
+    diff = "".join(
+        difflib.unified_diff(expected.splitlines(True), got.splitlines(True), str(golden), "scrape")
+    )
+    assert not diff, f"scrape differs from the golden file (UPDATE_GOLDEN=1 rewrites it):\n{diff}"
+
+
+def test_darwin_golden_file_is_promtool_clean():
+    assert promtool_problems(GOLDEN["darwin"].read_text()) == []
+
+
+def test_linux_golden_file_has_only_node_exporters_own_lint():
+    """node_exporter's Linux memory names (node_memory_MemTotal_bytes, ...) come straight
+    from /proc/meminfo, and promtool flags their camelCase; nothing else may be flagged."""
+    problems = promtool_problems(GOLDEN["linux"].read_text())
+    assert problems, "expected the meminfo names to be flagged"
+    assert [p for p in problems if not CAMEL_CASE.match(p)] == []
+
+
+def test_live_scrape_lints_no_worse_than_node_exporter(serve, tmp_path):
+    node_exporter = require_tool(
+        "prometheus-node-exporter", "apt-get install prometheus-node-exporter"
+    )
+    server = serve(make_options(tmp_path))
+    ours = get(server.url + "/metrics").text
+    assert len(samples(ours)) > 100
+
+    port = free_port()
+    process = subprocess.Popen(
+        [node_exporter, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        theirs = wait_until(
+            lambda: get(f"http://127.0.0.1:{port}/metrics").text, "node_exporter to answer"
+        )
+    finally:
+        process.terminate()
+        process.wait(10)
+    our_problems = promtool_problems(ours)
+    assert [p for p in our_problems if not CAMEL_CASE.match(p)] == []
+    # Every name promtool flags in ours, it flags in node_exporter's scrape of this machine.
+    assert set(our_problems) <= set(promtool_problems(theirs))
+
+
+class Families:
+    """What generate_latest takes: anything with collect()."""
+
+    def __init__(self, families):
+        self.families = families
+
+    def collect(self):
+        return self.families
+
+
+def test_encoder_output_parses_back_to_prometheus_clients_samples(tmp_path):
+    """The cached text encoder says exactly what prometheus_client's encoder says."""
+    from exporters.registry import build_collectors
+    from exporters.scrape import ScrapeGuard
+
+    options = make_options(tmp_path)
+    for platform, sources in [("linux", linux_sources()), ("darwin", darwin_sources())]:
+        families = ScrapeGuard(build_collectors(options, platform, sources), 5).scrape()
+
+        encoder = TextEncoder()
+        ours = encoder.encode(families).decode()
+        again = encoder.encode(families).decode()  # from the cache
+        reference = generate_latest(Families(families)).decode()
+        assert ours == again
+        assert samples(ours) == samples(reference)
+        headers = [line for line in ours.splitlines() if line.startswith("#")]
+        assert headers == [line for line in reference.splitlines() if line.startswith("#")]
+
+
+def test_encoder_series_cache_is_bounded():
+    from prometheus_client.core import GaugeMetricFamily
+
+    from exporters import exposition
+
+    encoder = TextEncoder()
+    for start in range(0, exposition.MAX_CACHED_SERIES * 2, 1000):
+        family = GaugeMetricFamily("test_churn", "interfaces that come and go", labels=["dev"])
+        for i in range(start, start + 1000):
+            family.add_metric([f"veth{i}"], i)
+        text = encoder.encode([family]).decode()
+        assert value(text, "test_churn", dev=f"veth{start + 999}") == start + 999
+    assert len(encoder._series) <= exposition.MAX_CACHED_SERIES + 1000
+
+
+def test_encoder_escapes_label_values_and_formats_special_values():
+    from prometheus_client.core import GaugeMetricFamily
+
+    family = GaugeMetricFamily("test_value", "help with \\ and\nnewline", labels=["path"])
+    family.add_metric(['C:\\dir "quoted"\nnext'], float("nan"))
+    family.add_metric(["inf"], float("inf"))
+    family.add_metric(["neg"], float("-inf"))
+    family.add_metric(["big"], 187364912384)
+    text = TextEncoder().encode([family]).decode()
+    assert text == (
+        "# HELP test_value help with \\\\ and\\nnewline\n"
+        "# TYPE test_value gauge\n"
+        'test_value{path="C:\\\\dir \\"quoted\\"\\nnext"} NaN\n'
+        'test_value{path="inf"} +Inf\n'
+        'test_value{path="neg"} -Inf\n'
+        'test_value{path="big"} 187364912384\n'
+    )
+    parsed = samples(text)
+    assert parsed[("test_value", frozenset({("path", 'C:\\dir "quoted"\nnext')}))] != 0

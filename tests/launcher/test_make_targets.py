@@ -1,0 +1,36 @@
+"""The Makefile targets are thin: they pass the config (or --local) and STEPS through."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.support import require_tool
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _dry_run(*args: str) -> str:
+    make = require_tool("make", "apt-get install make")
+    result = subprocess.run(
+        # -o: treat the venv as built, so only the target's own command is printed.
+        [make, "-n", "-o", ".venv/.installed", *args],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return result.stdout.strip()
+
+
+def test_run_job_uses_the_config_unless_local_and_passes_steps():
+    assert _dry_run("run-job") == ".venv/bin/minicluster run-job --config config.yaml"
+    assert _dry_run("run-job", "STEPS=7", "CONFIG=c.yaml") == (
+        ".venv/bin/minicluster run-job --config c.yaml --steps 7"
+    )
+    assert _dry_run("run-job", "LOCAL=1", "STEPS=5", "JOB_FLAGS=--batch-size 4") == (
+        ".venv/bin/minicluster run-job --local --steps 5 --batch-size 4"
+    )
+
+
+def test_status_logs_and_e2e():
+    assert _dry_run("status") == ".venv/bin/minicluster status --config config.yaml"
+    assert _dry_run("logs", "JOB=j1", "LOCAL=1").endswith(".venv/bin/minicluster logs j1 --local")
+    assert _dry_run("e2e") == ".venv/bin/pytest -m e2e tests"
