@@ -259,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{NODE_EXPORTER} is missing: apt-get install prometheus-node-exporter")
         return 1
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a file or pipe: room for every column
     with tempfile.TemporaryDirectory() as tmp:
         results = {
             "minicluster exporter": measure(

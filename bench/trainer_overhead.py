@@ -38,18 +38,26 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
 import requests
 import torch
+import torch.distributed as dist
+from prometheus_client import generate_latest
 from rich.console import Console
 from rich.table import Table
+from torch.nn.parallel import DistributedDataParallel
 
+from minicluster.config import TrainerSettings
 from minicluster.launcher.summary import rank_summaries, summarize
 from minicluster.logformat import parse_line
-from trainer.comm_hook import CommStats
-from trainer.metrics import PrometheusSink, RunStats
+from trainer.comm_hook import CommStats, CountingHookState, counting_allreduce_hook
+from trainer.data import build_stream
+from trainer.metrics import PrometheusSink, RunInfo, RunStats, TrainerCollector
+from trainer.models import build_model, language_model_loss
+from trainer.process_metrics import PsutilProcessCollector
 
 NPROC = 2
 
@@ -203,6 +211,53 @@ def instrumentation_cost_per_step(buckets: int, iterations: int = 50_000) -> flo
     return (time.perf_counter() - started) / iterations
 
 
+def scrape_cost(iterations: int = 1000) -> float:
+    """CPU seconds to render one rank's /metrics page (collectors run at scrape time)."""
+    sink = PrometheusSink("127.0.0.1", 0)
+    info = RunInfo("bench", NPROC, "gloo", "cpu", "mlp", 1)
+    sink.registry.register(TrainerCollector(RunStats(target_steps=1), info))
+    sink.registry.register(PsutilProcessCollector())
+    started = time.process_time()
+    for _ in range(iterations):
+        generate_latest(sink.registry)
+    return (time.process_time() - started) / iterations
+
+
+def hook_cost(args: argparse.Namespace, rounds: int = 6, steps: int = 100) -> tuple[float, float]:
+    """CPU seconds per forward+backward under DDP with the counting hook and without it.
+
+    One process, a one-rank gloo group (the all-reduce itself is skipped for one rank, so
+    what remains is the hook's own price: the Python call and its future callbacks),
+    runs interleaved, median of each side.
+    """
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", store=dist.HashStore(), rank=0, world_size=1, timeout=timedelta(seconds=60)
+    )
+    settings = TrainerSettings(model=args.model, batch_size=args.batch_size)
+    inputs, targets = build_stream(
+        settings.dataset_size, settings.seq_len, settings.vocab_size, 0, args.batch_size, 0, 1
+    ).next_batch()
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for round_ in range(rounds):
+            for hooked in (True, False) if round_ % 2 else (False, True):
+                torch.manual_seed(0)
+                ddp = DistributedDataParallel(build_model(settings))
+                if hooked:
+                    state = CountingHookState(None, CommStats())
+                    ddp.register_comm_hook(state, counting_allreduce_hook)
+                for _ in range(5):  # warm-up, and DDP's bucket rebuild on the first step
+                    language_model_loss(ddp(inputs), targets).backward()
+                started = time.process_time()
+                for _ in range(steps):
+                    language_model_loss(ddp(inputs), targets).backward()
+                seconds[hooked].append((time.process_time() - started) / steps)
+    finally:
+        dist.destroy_process_group()
+    return statistics.median(seconds[True]), statistics.median(seconds[False])
+
+
 def algorithm(start: dict[str, str]) -> str:
     if start["backend"] == "gloo" and start["device"] in ("cpu", "mps"):
         return "gloo ring (gloo::allreduce default for CPU tensors)"
@@ -226,6 +281,11 @@ def report(args: argparse.Namespace, runs: list[Run]) -> Table:
     steps = s["steps"]
     calls = s["allreduce_calls"] / steps
     bucket_cost = instrumentation_cost_per_step(round(calls))
+    hooked, builtin = hook_cost(args)
+    render = scrape_cost()
+    hook_change = (hooked - builtin) / builtin * 100
+    # One render per rank per scrape interval, spread over the steps in that interval.
+    render_share = render / (args.scrape_interval / on_step) / on_cpu * 100
     per_step_bytes = s["allreduce_bytes"] / steps
     per_step_seconds = s["allreduce_seconds"] / steps
     algbw, busbw = s["allreduce_algbw_bytes_per_second"], s["allreduce_busbw_bytes_per_second"]
@@ -243,6 +303,14 @@ def report(args: argparse.Namespace, runs: list[Run]) -> Table:
         (
             "instrumentation work per step",
             f"{bucket_cost * 1e6:.1f} us = {bucket_cost / off_cpu * 100:.3f} % of a step's CPU",
+        ),
+        (
+            "counting hook vs DDP built-in (1 rank, CPU/step)",
+            f"{hooked * 1e3:.3f} / {builtin * 1e3:.3f} ms = {hook_change:+.2f} %",
+        ),
+        (
+            f"rendering /metrics (every {args.scrape_interval:g} s here)",
+            f"{render * 1e3:.2f} ms CPU = {render_share:.3f} % of a step's CPU",
         ),
         ("all-reduce algorithm", algorithm(on[-1].start)),
         ("all-reduce calls per step", f"{calls:g}"),

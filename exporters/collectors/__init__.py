@@ -16,4 +16,5 @@ from exporters.collectors import (  # noqa: F401  (imported to register)
     thermal,
     time,
     uname,
+    vmstat,
 )

@@ -14,6 +14,7 @@ import itertools
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -48,6 +49,9 @@ def measure(node: NodeSettings, ssh: SshSettings, exchanges: int = 8) -> Offset:
         bufsize=1,
     )
     samples = []
+    # A node that stops answering mid-exchange must not hang the launcher.
+    watchdog = threading.Timer(ssh.connect_timeout + 10, proc.kill)
+    watchdog.start()
     try:
         assert proc.stdin and proc.stdout
         for _ in range(exchanges):
@@ -62,6 +66,7 @@ def measure(node: NodeSettings, ssh: SshSettings, exchanges: int = 8) -> Offset:
     except (OSError, ValueError):
         pass
     finally:
+        watchdog.cancel()
         proc.kill()
         proc.wait()
     if not samples:

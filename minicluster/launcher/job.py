@@ -4,6 +4,12 @@ The job's status is that of its nodes' torchruns: all exit 0 -> 0. The first nod
 torchrun exits non-zero has used up its restarts, so the job cannot finish: the other
 nodes are stopped (rather than left to hang until the process-group timeout) and the
 launcher exits with that node's status. Ctrl-C stops every node and exits 130.
+
+runs/<job_id>.json (keys other tools added are kept): job_id, status ("succeeded",
+"interrupted", "failed (<node> <reason>)"), exit_code, started_at, finished_at, cluster,
+nodes, options (the overrides given), commands (node -> argv), pids (node -> torchrun's
+PID there), summary (see summary.py), ranks (each rank's own summary), logs (merged file
+and fetched rank files), notes, and failure {node, exit_code, at} when a node failed.
 """
 
 from __future__ import annotations
@@ -199,13 +205,9 @@ def run_job(setup: JobSetup, out: Console, err: Console, job_id: str | None = No
     _drain(output, log)
     log.close()
 
-    unreachable = {n.node.name for n in nodes if not n.reachable or n.connection_lost}
-    for name in sorted(unreachable):
-        outcome.notes.append(
-            f"{name} could not be reached to stop the job: its ranks end at their "
-            f"process-group timeout; its rank logs were not fetched (its lines up to the "
-            f"loss are in {log.path}; `minicluster logs {plan.job_id}` fetches them later)"
-        )
+    lost = [n for n in nodes if not n.reachable or n.connection_lost]
+    outcome.notes += [_unreachable_note(n, plan.job_id, log.path) for n in lost]
+    unreachable = {n.node.name for n in lost}
     rank_dir = setup.logs_dir / plan.job_id
     rank_files = _collect_rank_files(setup, plan.job_id, rank_dir, outcome, unreachable)
     if not outcome.interrupted:
@@ -228,6 +230,8 @@ def run_job(setup: JobSetup, out: Console, err: Console, job_id: str | None = No
         "nodes": [n.name for n in setup.config.nodes],
         "options": {k: v for k, v in asdict(setup.options).items() if v not in (None, False)},
         "commands": {c.node.name: c.argv for c in commands},
+        # torchrun's PID on each node: what `python -m minicluster.launcher.reap` stops.
+        "pids": {n.node.name: n.pid for n in nodes if n.pid is not None},
         "summary": summary,
         "ranks": [ranks[r] for r in sorted(ranks)],
         "logs": {"merged": str(log.path), "ranks": [str(p) for p in rank_files]},
@@ -274,6 +278,17 @@ def _run_nodes(
         outcome.failed_reason = f"error: {exc}"
         progress.print(str(exc), style="red")
         _stop_all([n for n in nodes if n.proc], setup.grace_seconds, progress)
+
+
+def _unreachable_note(node: NodeProcess, job_id: str, log_path: Path) -> str:
+    n = node.node
+    reaper = f"{n.venv_python} -m minicluster.launcher.reap --expect {job_id} {node.pid}"
+    return (
+        f"{n.name} could not be reached to stop the job; its ranks fail at their "
+        f"process-group timeout, and what is left exits once the node can talk again. To "
+        f"stop it by PID then: ssh {n.ssh_user}@{n.address} {reaper}. Its lines up to the "
+        f"loss are in {log_path}; `minicluster logs {job_id}` fetches its rank files later."
+    )
 
 
 def _rank_summaries(log: MergedLog, rank_files: list[Path]) -> dict[int, dict]:

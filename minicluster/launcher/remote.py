@@ -203,7 +203,8 @@ class NodeProcess:
 def _describe(name: str, report: reap.StopReport) -> str:
     if not report.found:
         return f"{name}: PID {report.pid} had already exited"
-    text = f"{name}: stopped PID {report.pid} and {len(report.terminated) - 1} children"
+    children = len(report.terminated) + len(report.killed) - 1
+    text = f"{name}: stopped PID {report.pid} and {children} children"
     if report.killed:
         text += f" ({len(report.killed)} needed SIGKILL)"
     if report.survivors:
@@ -240,9 +241,14 @@ def fetch_rank_logs(
         return copied
     # One round trip per node; tar is on every Mac and Linux box.
     script = f"cd {shlex.quote(remote_dir)} && exec tar -cf - rank*.log"
-    result = subprocess.run(
-        ssh.argv(node, script), capture_output=True, timeout=timeout, check=False
-    )
+    try:
+        result = subprocess.run(
+            ssh.argv(node, script), capture_output=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise LauncherError(
+            f"{node.name}: fetching {remote_dir} took over {timeout:.0f}s"
+        ) from None
     if result.returncode != 0:
         reason = result.stderr.decode(errors="replace").strip().splitlines()
         raise LauncherError(

@@ -7,8 +7,8 @@ re-deploys, changes config), test_doctor, test_plists, then test_undeploy (remov
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,8 @@ from deploy.wheel import build_wheel
 from tests.hosts.cluster import SimulatedCluster
 from tests.hosts.fixtures import two_minis  # noqa: F401  (the session-wide pair)
 
-CLI = shutil.which("minicluster") or str(Path(os.__file__).parents[2] / "bin" / "minicluster")
+# The console script installed beside this interpreter (the project's venv).
+CLI = str(Path(sys.executable).parent / "minicluster")
 DEPLOY_TIMEOUT = 600
 
 

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
-from exporters.collectors import diskstats, filesystem, gpu, meminfo, netclass, netdev
+from exporters.collectors import diskstats, filesystem, gpu, meminfo, netclass, netdev, vmstat
 from exporters.collectors.filesystem import Mount
 from exporters.collectors.process import ProcessStats
 
@@ -114,6 +114,7 @@ def linux_sources() -> dict:
     return {
         **_common(data, "linux"),
         "meminfo": lambda: meminfo.parse_meminfo((LINUX / "meminfo").read_text()),
+        "vmstat": lambda: vmstat.parse_vmstat((LINUX / "vmstat").read_text()),
         "filesystem": lambda: filesystem.read_filesystems(
             mounts=lambda: mounts, statvfs=_statvfs(data["statvfs"]), platform="linux"
         ),

@@ -27,6 +27,7 @@ from exporters.collectors import (
 )
 from exporters.collectors import time as time_collector
 from exporters.collectors.peers import Peer
+from exporters.collectors.vmstat import VmstatCollector, parse_vmstat
 from tests.exporter import fakes
 
 
@@ -357,14 +358,26 @@ def test_peer_probe_is_concurrent_and_bounded(blackhole):
         targets = [
             Peer("up", "127.0.0.1", up_port),
             Peer("refused", "127.0.0.1", refused_port),
-            Peer("silent-1", "127.0.0.1", blackhole),
-            Peer("silent-2", "127.0.0.1", blackhole),
+            *(Peer(f"silent-{i}", "127.0.0.1", blackhole) for i in range(3)),
         ]
         started = time.perf_counter()
         result = peers.probe_peers(targets, timeout=0.4)
         elapsed = time.perf_counter() - started
     assert 0 < result["up"] < 0.4
     assert result["refused"] is None
-    assert result["silent-1"] is None and result["silent-2"] is None
-    # Both silent peers waited the timeout at the same time, not one after the other.
-    assert 0.35 < elapsed < 0.75
+    assert [result[f"silent-{i}"] for i in range(3)] == [None, None, None]
+    # The silent peers waited out the timeout together: one after the other takes 1.2 s.
+    assert 0.35 < elapsed < 1.0
+
+
+def test_vmstat_publishes_node_exporters_default_fields_only():
+    text = (fakes.LINUX / "vmstat").read_text()
+    registry = CollectorRegistry()
+    registry.register(VmstatCollector(lambda: parse_vmstat(text)))
+    assert registry.get_sample_value("node_vmstat_pswpin") == 1843
+    assert registry.get_sample_value("node_vmstat_pswpout") == 9312
+    assert registry.get_sample_value("node_vmstat_pgmajfault") == 18201
+    assert registry.get_sample_value("node_vmstat_oom_kill") == 2
+    # Outside node_exporter's default field set.
+    assert registry.get_sample_value("node_vmstat_nr_free_pages") is None
+    assert registry.get_sample_value("node_vmstat_thp_fault_alloc") is None

@@ -279,6 +279,14 @@ def test_cutting_mini_yellows_link_fails_the_job_within_the_pg_timeout(minis, tm
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)
         ip("-n", yellow.netns, "link", "set", HOST_INTERFACE, "up")
-    # mini-yellow's own ranks hit the same timeout and exit; nothing lingers there either.
-    wait_until(lambda: not _job_processes(cluster, yellow), "mini-yellow's ranks to exit", 60)
     assert not _job_processes(cluster, cluster.red)
+    # What the launcher could not stop on mini-yellow (its torchrun waits on TCP to the
+    # vanished master) is stopped by the PID it recorded, as its note tells the user.
+    job_id, pid = record["job_id"], record["pids"]["mini-yellow"]
+    reaper = (
+        f"/opt/minicluster/venv/bin/python -m minicluster.launcher.reap --expect {job_id} {pid}"
+    )
+    assert any(reaper in note for note in record["notes"]), record["notes"]
+    wait_until(lambda: yellow.ssh("true", check=False).returncode == 0, "ssh to mini-yellow", 60)
+    yellow.ssh(reaper, check=False)
+    wait_until(lambda: not _job_processes(cluster, yellow), "nothing left on mini-yellow", 10)

@@ -168,6 +168,8 @@ class _Veth:
 
     def __init__(self) -> None:
         self.ip = require_tool("ip", "apt-get install iproute2")
+        if os.geteuid() != 0:
+            pytest.fail("the live stack adds a veth pair: run the tests as root (CI does)")
         self.name = f"mcs{os.getpid()}"
         subprocess.run(
             [

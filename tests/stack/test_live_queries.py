@@ -2,7 +2,7 @@
 alert expression evaluates, and every docs/promql.md recipe answers.
 
 A query is excused from returning data only when it needs a metric that an exporter on
-Linux cannot publish (macOS memory pressure; swap traffic counters), and then the test
+Linux cannot publish (macOS memory pressure), and then the test
 checks that the live exporters really do not publish it, so the excuse cannot outlive its
 reason. Those queries are covered by promtool tests on macOS series instead.
 """
@@ -22,7 +22,6 @@ from tests.stack.helpers import PROMQL_COOKBOOK
 # host excuses it from returning data.
 MACOS_ONLY = {
     "minicluster_memory_pressure_level": ("minicluster_memory_pressure_level",),
-    "node:swap_io_bytes:rate": ("node_memory_swapped_in_bytes_total", "node_vmstat_pswpin"),
 }
 RATE_INTERVAL = "1m"
 

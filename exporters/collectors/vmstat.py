@@ -1,0 +1,48 @@
+"""vmstat: `node_vmstat_<field>` from Linux's /proc/vmstat (node_exporter's default fields).
+
+Swap and paging traffic as the kernel counts it: pswpin/pswpout (pages swapped in and
+out), pgpgin/pgpgout, pgfault/pgmajfault and oom_kill. macOS reports swap traffic
+through the meminfo collector (`node_memory_swapped_{in,out}_bytes_total`) instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client.core import Metric, UnknownMetricFamily
+
+from exporters.collectors.base import Collector, register
+
+# node_exporter's --collector.vmstat.fields default.
+FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault).*")
+
+
+def parse_vmstat(text: str) -> dict[str, int]:
+    values = {}
+    for line in text.splitlines():
+        name, _, number = line.partition(" ")
+        if FIELDS.match(name) and number.strip().isdigit():
+            values[name] = int(number)
+    return values
+
+
+def read_vmstat() -> dict[str, int]:
+    return parse_vmstat(Path("/proc/vmstat").read_text())
+
+
+@register
+class VmstatCollector(Collector):
+    name = "vmstat"
+    platforms = frozenset({"linux"})
+
+    def default_source(self):
+        return read_vmstat
+
+    def collect(self) -> Iterator[Metric]:
+        for field, value in sorted(self.source().items()):
+            # Untyped, as node_exporter publishes them: the kernel's names, its units.
+            yield UnknownMetricFamily(
+                f"node_vmstat_{field}", f"/proc/vmstat information field {field}.", value=value
+            )
