@@ -6,10 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
-from minicluster.bench.jobs import BenchError, BenchSettings
-from minicluster.bench.run import default_out_dir, run_bench
 from minicluster.cli import UsageError
 
 
@@ -48,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.tcp_seconds <= 0:
         raise UsageError("--tcp-seconds must be positive")
+    # Imported here: torch and matplotlib would slow every other `minicluster` command.
+    from rich.console import Console
+
+    from minicluster.bench.jobs import BenchError, BenchSettings
+    from minicluster.bench.run import default_out_dir, run_bench
+
     console = Console(stderr=True)
     settings = BenchSettings(steps=args.steps, batch_size=args.batch_size, model=args.model)
     out_dir = args.out or default_out_dir()

@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 
 from minicluster.cli import add_config_arguments, config_from_args
-from minicluster.render import grafana
-from minicluster.render.bundle import write_bundle
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the dashboard SDK is only needed by this command.
+    from minicluster.render import grafana
+    from minicluster.render.bundle import write_bundle
+
     config = config_from_args(args)
     written = write_bundle(config, args.out)
     print(f"rendered {len(written)} files for cluster {config.cluster.name!r} into {args.out}")

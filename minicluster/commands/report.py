@@ -9,9 +9,6 @@ from pathlib import Path
 
 from minicluster.cli import UsageError, add_config_arguments, config_from_args
 from minicluster.config import Config, ConfigError
-from minicluster.report.build import ReportRequest, build_report
-from minicluster.report.job import ReportError
-from minicluster.report.prom import PrometheusError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,6 +62,11 @@ def _config(args: argparse.Namespace) -> Config | None:
 def run(args: argparse.Namespace) -> int:
     if args.since <= 0:
         raise UsageError("--since must be positive")
+    # Imported here: matplotlib would slow every other `minicluster` command.
+    from minicluster.report.build import ReportRequest, build_report
+    from minicluster.report.job import ReportError
+    from minicluster.report.prom import PrometheusError
+
     config = _config(args)
     request = ReportRequest(
         job_id=args.job_id,
