@@ -78,3 +78,21 @@ logs: install
 
 e2e: install
 	$(VENV)/bin/pytest -m e2e tests
+
+# --- deploy (issue 6) -----------------------------------------------------------------------
+# `make deploy`: the stack onto every node of $(CONFIG) over ssh (pyinfra); a second run
+# changes nothing. `make deploy DRY=1` only shows what would change. `make undeploy` boots
+# out the services and removes what deploy installed, keeping data and logs (PURGE=1 removes
+# them too). `make doctor` checks every node and exits non-zero if anything fails.
+.PHONY: deploy undeploy doctor
+DRY   ?=
+PURGE ?=
+
+deploy: install
+	$(CLI) deploy --config $(CONFIG) $(if $(filter 1 yes true,$(DRY)),--dry-run)
+
+undeploy: install
+	$(CLI) undeploy --config $(CONFIG) $(if $(filter 1 yes true,$(PURGE)),--purge)
+
+doctor: install
+	$(CLI) doctor --config $(CONFIG)

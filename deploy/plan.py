@@ -95,6 +95,7 @@ class NodePlanner:
         self.node: NodeSettings = host.data.node
         self.plan = HostPlan(host, self.node)
         self.sudo = {"_sudo": True} if self.node.ssh_user != "root" else {}
+        self.brew_env: dict[str, str] = {}  # PATH with Homebrew's bin folder (macOS)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -172,7 +173,8 @@ class NodePlanner:
                 commands=[
                     f"rm -rf {shlex.quote(venv)}",
                     f"{shlex.quote(node.python)} -m venv {shlex.quote(venv)}",
-                    f"printf '%s\\n' {shlex.quote(node.python)} > {venv}/.minicluster-python",
+                    f"printf '%s\\n' {shlex.quote(node.python)} > "
+                    + shlex.quote(f"{venv}/.minicluster-python"),
                 ],
             )
         remote_wheel = f"{self.wheels_dir}/{wheel.name}"
@@ -181,7 +183,9 @@ class NodePlanner:
         installed = (self.fact(TextFile, path=f"{venv}/.minicluster-wheel") or "").strip()
         if venv_ok and installed == wheel.sha256:
             return False
-        pip = f"{shlex.quote(node.venv_python)} -m pip install --quiet"
+        # --no-compile: byte-compiling all of torch at install time doubles the install; the
+        # services compile what they import on first start (the venv belongs to their user).
+        pip = f"{shlex.quote(node.venv_python)} -m pip install --quiet --no-compile"
         check = launchd_environment_command(
             exporter_plist, "import minicluster, exporters, trainer, deploy, torch"
         )
@@ -189,11 +193,13 @@ class NodePlanner:
             server.shell,
             f"venv: install {wheel.name} (sha256 {wheel.sha256[:12]})",
             commands=[
-                f"{pip} {shlex.quote(remote_wheel)}",  # with its dependencies
-                # Same version number, new code: replace the package itself.
+                # The package itself first (the version number may be unchanged while the
+                # code is not), then whatever dependencies its metadata now asks for.
                 f"{pip} --force-reinstall --no-deps {shlex.quote(remote_wheel)}",
+                f"{pip} {shlex.quote(remote_wheel)}",
+                f"{shlex.quote(node.venv_python)} -m pip check",
                 check,  # imports as launchd will run it, or the deploy stops here
-                f"printf '%s\\n' {wheel.sha256} > {venv}/.minicluster-wheel",
+                f"printf '%s\\n' {wheel.sha256} > " + shlex.quote(f"{venv}/.minicluster-wheel"),
             ],
         )
         return True

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from deploy.inventory import build_state
 from deploy.plan import HostPlan, PlanError, plan_host
-from deploy.stack import StackError, render_stack
+from deploy.stack import Stack, StackError, render_stack
 from deploy.verify import MasterProbe, VerifyError, last_reload_timestamp, verify
 from deploy.wheel import WheelBuildError, build_wheel, existing_wheel
 from minicluster.config import Config
@@ -113,7 +113,7 @@ def report_dry_run(
 def execute(
     state: State,
     config: Config,
-    rendered,
+    rendered: Stack,
     plans: dict[str, HostPlan],
     failures: dict[str, str],
     console: Console,
@@ -127,10 +127,9 @@ def execute(
         run_ops(state)
     changed_any = False
     for name, plan in plans.items():
-        changed = [name for name, meta in plan.ops if meta.is_complete() and meta.did_change()]
-        failed = [
-            (name, meta) for name, meta in plan.ops if meta.is_complete() and meta.did_error()
-        ]
+        done = [(op_name, meta) for op_name, meta in plan.ops if meta.is_complete()]
+        changed = [op_name for op_name, meta in done if meta.did_change()]
+        failed = [(op_name, meta) for op_name, meta in done if meta.did_error()]
         changed_any |= bool(changed)
         if changed:
             console.print(f"[bold]{name}[/]: changed:")

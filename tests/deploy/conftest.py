@@ -44,25 +44,29 @@ def minicluster(*args: str, timeout: float = DEPLOY_TIMEOUT) -> Run:
     return Run(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
 
 
+def deploy(cluster: SimulatedCluster, wheel: Path, *args: str, config: Path | None = None) -> Run:
+    """`minicluster deploy` of `wheel` to the pair.
+
+    The wheel is built once up front (by deploy's own builder) so that files other people
+    edit in this checkout while the tests run cannot change it between two deploys.
+    """
+    path = config or cluster.config_path
+    return minicluster("deploy", "--config", str(path), "--wheel", str(wheel), *args)
+
+
 @dataclass
 class Deployed:
     cluster: SimulatedCluster
     wheel: Path
-    first: Run
+    first: Run  # the output of the first deploy
 
     def deploy(self, *args: str, config: Path | None = None) -> Run:
-        """`minicluster deploy` with the wheel built for this session.
-
-        The wheel is built once up front (by deploy's own builder) so that files other
-        people edit in this checkout while the tests run cannot change it between runs.
-        """
-        path = config or self.cluster.config_path
-        return minicluster("deploy", "--config", str(path), "--wheel", str(self.wheel), *args)
+        return deploy(self.cluster, self.wheel, *args, config=config)
 
 
 @pytest.fixture(scope="session")
 def deployed(two_minis: SimulatedCluster, tmp_path_factory) -> Deployed:  # noqa: F811
     wheel = build_wheel(tmp_path_factory.mktemp("wheel")).path
-    first = Deployed(two_minis, wheel, None).deploy()  # type: ignore[arg-type]
+    first = deploy(two_minis, wheel)
     assert first.returncode == 0, first.output
     return Deployed(two_minis, wheel, first)

@@ -165,6 +165,12 @@ def test_a_job_runs_across_both_hosts_over_ssh(minis, tmp_path):
         for direction in ("transmit", "receive"):
             grew = counters[direction] - before[host][direction]
             assert grew >= crossing, f"{host} {direction} grew {grew:.0f} < {crossing:.0f}"
+            print(f"{host} {HOST_INTERFACE} {direction}: +{grew:.0f} B >= {crossing:.0f} B")
+    print(
+        f"{STEPS} steps, {summary['samples_per_second']:.0f} samples/s, "
+        f"bus bandwidth {summary['allreduce_busbw_bytes_per_second'] / 1e6:.1f} MB/s, "
+        f"comm {summary['comm_fraction']:.0%}, wall {summary['wall_seconds']:.1f} s"
+    )
 
     # One merged log with both ranks in time order, and each rank's own file, over ssh.
     _assert_merged_log(tmp_path / "logs" / f"{job_id}.log", STEPS)
