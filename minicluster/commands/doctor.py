@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from minicluster.cli import add_config_arguments, config_from_args
-from minicluster.doctor import Check, diagnose, failed
+
+if TYPE_CHECKING:
+    from minicluster.doctor import Check
 
 MARKS = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]not checked[/]"}
 
@@ -37,6 +40,8 @@ def table(checks: list[Check]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minicluster.doctor import diagnose, failed  # pyinfra: only when doctor runs
+
     config = config_from_args(args)
     checks = diagnose(config)
     console = Console(highlight=False)

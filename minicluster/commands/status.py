@@ -138,7 +138,7 @@ def render(status: ClusterStatus) -> Group:
         text = "not scraped" if up is None else ("up" if up else "DOWN")
         nodes.add_row(name, role, text, style=None if up else "red")
     targets = ", ".join(f"{job} {up}/{total} up" for job, (up, total) in status.targets.items())
-    parts: list = [f"Prometheus {status.url}; targets: {targets or 'none'}", nodes]
+    parts: list = [f"Prometheus {status.url}", f"targets: {targets or 'none'}", nodes]
     if status.jobs:
         parts += [_job_view(job_id, ranks) for job_id, ranks in status.jobs.items()]
     else:
@@ -176,7 +176,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     prom = Prometheus(args.prometheus or prometheus_url(config))
-    console = Console()
+    console = Console(soft_wrap=True)  # long lines stay whole for grep and narrow pipes
     try:
         status = collect(prom, config)
     except PrometheusError as exc:

@@ -59,6 +59,7 @@ def repository_files(config: Config) -> dict[str, str]:
     files.update(
         {f"grafana/dashboards/{name}": dumps(data) for name, data in dashboards(config).items()}
     )
+    files.update({path: data.decode() for path, data in launchd_files(config).items()})
     return files
 
 
@@ -70,7 +71,6 @@ def bundle_files(config: Config) -> dict[str, bytes]:
         "grafana/grafana.ini": grafana.grafana_ini(config).encode(),
     }
     files.update({path: text.encode() for path, text in repository_files(config).items()})
-    files.update(launchd_files(config))
     return dict(sorted(files.items()))
 
 

@@ -2,7 +2,8 @@
 
     python -m minicluster.render.committed
 
-rewrites prometheus/rules/*.yml, grafana/dashboards/*.json and grafana/provisioning/. The
+rewrites prometheus/rules/*.yml, grafana/dashboards/*.json, grafana/provisioning/ and
+launchd/<node>/*.plist. The
 drift tests (tests/stack/test_render_drift.py) fail until this has been run after a change
 to the renderers or to config.yaml.
 """
@@ -14,8 +15,8 @@ from pathlib import Path
 from minicluster.config import load_config
 from minicluster.render.bundle import repository_files, write_files
 
-# Only these: launchd/ at the top of the repository belongs to the exporter's templates.
 OWNED = (
+    "launchd",
     "prometheus/rules",
     "grafana/dashboards",
     "grafana/provisioning/datasources",

@@ -100,8 +100,8 @@ def prometheus_command(config: Config, config_file: str, data_dir: str) -> list[
         f"--storage.tsdb.path={data_dir}",
         f"--storage.tsdb.retention.time={prom.retention}",
         f"--web.listen-address={_listen(config.master.address, prom.port)}",
-        # POST /-/reload after deploy replaces a validated config.
-        "--web.enable-lifecycle",
+        # No --web.enable-lifecycle: it would let anyone on the LAN POST /-/quit. Deploy
+        # reloads a validated config with SIGHUP through launchctl instead.
     ]
 
 

@@ -187,15 +187,19 @@ def test_a_job_runs_across_both_hosts_over_ssh(minis, tmp_path):
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert logs.returncode == 0, logs.stderr
-    assert "mini-yellow: 1 rank files" in logs.stderr and "note: clock" not in logs.stderr
+    assert "mini-yellow: 1 rank files" in logs.stderr, logs.stderr
+    assert "note: clock" not in logs.stderr, logs.stderr
     _assert_merged_log(again / f"{job_id}.log", STEPS)
 
-    status = subprocess.run(
-        cli("status", "--config", str(cluster.config_path)),
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert status.returncode == 0, status.stderr
-    assert "targets: " in status.stdout and "node 2/2 up" in status.stdout
+    def status() -> str:
+        result = subprocess.run(
+            cli("status", "--config", str(cluster.config_path)),
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return result.stdout
+
+    # Retried: on a loaded machine one scrape of an exporter may time out for a moment.
+    wait_until(lambda: "node 2/2 up" in status(), "status: both exporters up", 30)
 
 
 def test_ctrl_c_on_make_run_job_leaves_no_trainer_on_either_host(minis, tmp_path):

@@ -1,4 +1,4 @@
-"""The files committed in prometheus/ and grafana/ are exactly what config.yaml renders.
+"""The files committed in prometheus/, grafana/ and launchd/ are what config.yaml renders.
 
 After changing a renderer or config.yaml, regenerate them with
     .venv/bin/python -m minicluster.render.committed
@@ -30,6 +30,7 @@ def test_nothing_stale_is_committed_beside_the_rendered_files():
         ("prometheus/rules", "*.yml"),
         ("grafana/dashboards", "*.json"),
         ("grafana/provisioning", "**/*.yaml"),
+        ("launchd", "*/*.plist"),
     ]:
         for path in (REPO / folder).glob(pattern):
             relative = str(path.relative_to(REPO))
