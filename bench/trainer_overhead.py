@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import socket
 import statistics
@@ -48,6 +49,7 @@ import torch.distributed as dist
 from prometheus_client import generate_latest
 from rich.console import Console
 from rich.table import Table
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel
 
 from minicluster.config import TrainerSettings
@@ -223,39 +225,66 @@ def scrape_cost(iterations: int = 1000) -> float:
     return (time.process_time() - started) / iterations
 
 
-def hook_cost(args: argparse.Namespace, rounds: int = 6, steps: int = 100) -> tuple[float, float]:
-    """CPU seconds per forward+backward under DDP with the counting hook and without it.
+HOOKS = ("built-in", "allreduce_hook", "counting")
 
-    One process, a one-rank gloo group (the all-reduce itself is skipped for one rank, so
-    what remains is the hook's own price: the Python call and its future callbacks),
-    runs interleaved, median of each side.
+
+def hook_probe(args: argparse.Namespace, out: Path, rounds: int = 8, steps: int = 100) -> None:
+    """Under torchrun (2 ranks): CPU seconds per step with each way to all-reduce.
+
+    DDP's C++ built-in all-reduce, DDP's own Python `allreduce_hook`, and the trainer's
+    counting wrapper around it (with its histogram), interleaved, median per way. Rank 0
+    writes the result as JSON lines to `out`.
     """
     torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", store=dist.HashStore(), rank=0, world_size=1, timeout=timedelta(seconds=60)
-    )
+    dist.init_process_group("gloo", timeout=timedelta(seconds=120))
+    rank, world = dist.get_rank(), dist.get_world_size()
     settings = TrainerSettings(model=args.model, batch_size=args.batch_size)
     inputs, targets = build_stream(
-        settings.dataset_size, settings.seq_len, settings.vocab_size, 0, args.batch_size, 0, 1
-    ).next_batch()
-    seconds: dict[bool, list[float]] = {True: [], False: []}
-    try:
-        for round_ in range(rounds):
-            for hooked in (True, False) if round_ % 2 else (False, True):
-                torch.manual_seed(0)
-                ddp = DistributedDataParallel(build_model(settings))
-                if hooked:
-                    state = CountingHookState(None, CommStats())
-                    ddp.register_comm_hook(state, counting_allreduce_hook)
-                for _ in range(5):  # warm-up, and DDP's bucket rebuild on the first step
-                    language_model_loss(ddp(inputs), targets).backward()
-                started = time.process_time()
-                for _ in range(steps):
-                    language_model_loss(ddp(inputs), targets).backward()
-                seconds[hooked].append((time.process_time() - started) / steps)
-    finally:
-        dist.destroy_process_group()
-    return statistics.median(seconds[True]), statistics.median(seconds[False])
+        settings.dataset_size, settings.seq_len, settings.vocab_size, 0, args.batch_size,
+        rank, world,
+    ).next_batch()  # fmt: skip
+    histogram = PrometheusSink("127.0.0.1", 0).bucket_latency
+    seconds: dict[str, list[float]] = {hook: [] for hook in HOOKS}
+    for round_ in range(rounds):
+        for hook in HOOKS if round_ % 2 == 0 else tuple(reversed(HOOKS)):
+            torch.manual_seed(0)
+            model = build_model(settings)
+            ddp = DistributedDataParallel(model)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
+            if hook == "allreduce_hook":
+                ddp.register_comm_hook(None, allreduce_hook)
+            elif hook == "counting":
+                state = CountingHookState(None, CommStats(on_latency=histogram.observe))
+                ddp.register_comm_hook(state, counting_allreduce_hook)
+
+            def step() -> None:
+                language_model_loss(ddp(inputs), targets).backward()  # noqa: B023
+                optimizer.step()  # noqa: B023
+                optimizer.zero_grad(set_to_none=True)  # noqa: B023
+
+            for _ in range(5):  # warm-up, and DDP's bucket rebuild after the first step
+                step()
+            dist.barrier()
+            started = time.process_time()
+            for _ in range(steps):
+                step()
+            seconds[hook].append((time.process_time() - started) / steps)
+    if rank == 0:
+        out.write_text(json.dumps({hook: statistics.median(v) for hook, v in seconds.items()}))
+    dist.destroy_process_group()
+
+
+def hook_cost(args: argparse.Namespace, work: Path) -> dict[str, float]:
+    out = work / "hooks.json"
+    argv = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc-per-node={NPROC}", __file__, "--hook-probe", str(out),
+        f"--model={args.model}", f"--batch-size={args.batch_size}",
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, cwd=work)
+    if done.returncode != 0:
+        raise SystemExit(f"hook probe failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return json.loads(out.read_text())
 
 
 def algorithm(start: dict[str, str]) -> str:
@@ -264,7 +293,7 @@ def algorithm(start: dict[str, str]) -> str:
     return f"{start['backend']} (its own choice)"
 
 
-def report(args: argparse.Namespace, runs: list[Run]) -> Table:
+def report(args: argparse.Namespace, runs: list[Run], hooks: dict[str, float]) -> Table:
     on = [r for r in runs if r.metrics]
     off = [r for r in runs if not r.metrics]
     on_step = statistics.median(r.step_seconds for r in on)
@@ -281,9 +310,8 @@ def report(args: argparse.Namespace, runs: list[Run]) -> Table:
     steps = s["steps"]
     calls = s["allreduce_calls"] / steps
     bucket_cost = instrumentation_cost_per_step(round(calls))
-    hooked, builtin = hook_cost(args)
+    builtin = hooks["built-in"]
     render = scrape_cost()
-    hook_change = (hooked - builtin) / builtin * 100
     # One render per rank per scrape interval, spread over the steps in that interval.
     render_share = render / (args.scrape_interval / on_step) / on_cpu * 100
     per_step_bytes = s["allreduce_bytes"] / steps
@@ -304,9 +332,12 @@ def report(args: argparse.Namespace, runs: list[Run]) -> Table:
             "instrumentation work per step",
             f"{bucket_cost * 1e6:.1f} us = {bucket_cost / off_cpu * 100:.3f} % of a step's CPU",
         ),
-        (
-            "counting hook vs DDP built-in (1 rank, CPU/step)",
-            f"{hooked * 1e3:.3f} / {builtin * 1e3:.3f} ms = {hook_change:+.2f} %",
+        *(
+            (
+                f"CPU per step, DDP {hook} (2 ranks)",
+                f"{hooks[hook] * 1e3:.3f} ms ({(hooks[hook] - builtin) / builtin * 100:+.2f} %)",
+            )
+            for hook in HOOKS
         ),
         (
             f"rendering /metrics (every {args.scrape_interval:g} s here)",
@@ -340,7 +371,11 @@ def main() -> int:
     parser.add_argument("--model", choices=["mlp", "transformer"], default="mlp")
     parser.add_argument("--log-interval", type=int, default=5)
     parser.add_argument("--scrape-interval", type=float, default=1.0)
+    parser.add_argument("--hook-probe", type=Path, metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.hook_probe:  # this script, run by hook_cost() under torchrun
+        hook_probe(args, args.hook_probe)
+        return 0
     if args.steps < 200:
         parser.error("--steps must be at least 200")
     console = Console(stderr=True)
@@ -356,7 +391,9 @@ def main() -> int:
                     f"{run.cpu_step_seconds * 1e3:.3f} ms CPU/step"
                 )
                 runs.append(run)
-    Console().print(report(args, runs))
+        console.print("DDP all-reduce hooks, 2 ranks, interleaved")
+        hooks = hook_cost(args, Path(tmp))
+    Console().print(report(args, runs, hooks))
     return 0
 
 
