@@ -16,8 +16,10 @@ endpoint. Three measures of a step, each averaged over the ranks, median over th
   which is what the instrumentation must not slow, but swings by tens of percent here;
 - the 10th percentile of the log intervals' step times (the least disturbed stretches).
 
-And one noise-free figure: the per-step Python work the instrumentation adds (hook
-bookkeeping, histogram observations), timed in-process over many iterations.
+Then the parts on their own, where noise is smaller: the per-step Python work of the
+bookkeeping (timed in-process over many iterations), the CPU to render /metrics once,
+and DDP's all-reduce three ways under torchrun (C++ built-in, DDP's Python
+`allreduce_hook`, the trainer's counting wrapper), CPU per step, interleaved.
 
 All-reduce figures come from the "on" runs through minicluster.launcher.summary, so they
 match what `minicluster run-job` prints: algorithm, bytes and latency per step, algbw,

@@ -177,6 +177,8 @@ class TrainerSettings(_Section):
 
 
 class AlertThresholds(_Section):
+    # How long an exporter may be silent before NodeExporterDown fires.
+    exporter_down_minutes: PositiveFloat = 2
     cpu_saturated_ratio: Ratio = 0.9
     memory_available_min_ratio: Ratio = 0.1
     # kern.memorystatus_vm_pressure_level: 1 normal, 2 warn, 4 critical.

@@ -197,12 +197,13 @@ def node_alerts(config: Config) -> list[dict]:
         alert(
             "NodeExporterDown",
             'up{job="node"} == 0',
-            for_minutes=2,
+            for_minutes=a.exporter_down_minutes,
             severity="critical",
             summary="A node's exporter is not answering.",
             description=(
                 "The exporter on {{ $labels.node }} ({{ $labels.instance }}) has not answered "
-                "Prometheus for 2 minutes: that node's metrics and its trainer discovery "
+                f"Prometheus for {duration(a.exporter_down_minutes)}: that node's metrics and "
+                "its trainer discovery "
                 "are missing."
             ),
         ),

@@ -107,9 +107,9 @@ def _make_run_job(config: Path, out: Path, steps: int, flags: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def minis(two_minis):
-    """Both hosts deployed with a config whose rank-down alert fires after one minute."""
+    """Both hosts deployed with a config whose down alerts fire after half a minute."""
     cluster = two_minis
-    cluster.write_config(alerts={"trainer_stalled_minutes": 1})
+    cluster.write_config(alerts={"trainer_stalled_minutes": 0.5, "exporter_down_minutes": 0.5})
     result = subprocess.run(
         cli("deploy", "--config", str(cluster.config_path)),
         cwd=REPO, capture_output=True, text=True, timeout=1200, check=False,
