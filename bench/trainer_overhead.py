@@ -283,10 +283,14 @@ def hook_cost(args: argparse.Namespace, work: Path) -> dict[str, float]:
         f"--nproc-per-node={NPROC}", __file__, "--hook-probe", str(out),
         f"--model={args.model}", f"--batch-size={args.batch_size}",
     ]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, cwd=work)
-    if done.returncode != 0:
-        raise SystemExit(f"hook probe failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return json.loads(out.read_text())
+    for _attempt in range(3):
+        # Building and dropping many DDP instances in one process has (rarely) aborted
+        # in torch's C++ teardown here ("terminate called without an active exception");
+        # a fresh attempt is cheaper than chasing that inside torch.
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, cwd=work)
+        if done.returncode == 0:
+            return json.loads(out.read_text())
+    raise SystemExit(f"hook probe failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
 
 def algorithm(start: dict[str, str]) -> str:

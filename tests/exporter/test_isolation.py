@@ -175,6 +175,7 @@ def test_every_real_collector_succeeds_on_this_machine(tmp_path):
         "process",
         "time",
         "uname",
+        "vmstat",
     }
 
 

@@ -11,7 +11,7 @@ import psutil
 import pytest
 import yaml
 
-from minicluster.config import Config, parse_config
+from minicluster.config import Config, ConfigError, parse_config
 from minicluster.profiles import local_profile
 from tests.hosts.fixtures import two_minis  # noqa: F401  (the simulated Minis)
 from tests.support import free_port
@@ -22,15 +22,23 @@ FAST_TRAINER = {"log_interval": 2, "linger_seconds": 0, "rendezvous_timeout_seco
 
 def loopback_config(state_dir: Path, **trainer: object) -> Config:
     """The local profile's two nodes on 127.0.0.1, with kernel-chosen free ports."""
-    data = local_profile(state_dir).model_dump(mode="json")
-    for node in data["nodes"]:
-        node["exporter_port"] = free_port()
-        node["metrics_base_port"] = free_port()
-    data["prometheus"]["port"] = free_port()
-    data["alertmanager"]["port"] = free_port()
-    data["grafana"]["port"] = free_port()
-    data["trainer"].update(rendezvous_port=free_port(), **FAST_TRAINER, **trainer)
-    return parse_config(data, "<test>")
+    for _attempt in range(20):
+        data = local_profile(state_dir).model_dump(mode="json")
+        for node in data["nodes"]:
+            node["exporter_port"] = free_port()
+            node["metrics_base_port"] = free_port()
+        data["prometheus"]["port"] = free_port()
+        data["alertmanager"]["port"] = free_port()
+        data["grafana"]["port"] = free_port()
+        data["trainer"].update(rendezvous_port=free_port(), **FAST_TRAINER, **trainer)
+        try:
+            return parse_config(data, "<test>")
+        except ConfigError as exc:
+            # The kernel may hand out a port again once it is closed, and a rank range
+            # (base + local rank) may reach another pick: draw again.
+            if "is already used by" not in str(exc):
+                raise
+    raise AssertionError("no collision-free set of ports in 20 draws")
 
 
 def write_config(config: Config, path: Path) -> Path:

@@ -260,8 +260,9 @@ def test_launchd_plists_use_absolute_paths_and_the_node_layout(tmp_path):
         "--storage.tsdb.path=/opt/minicluster/data/prometheus",
         "--storage.tsdb.retention.time=15d",
         "--web.listen-address=192.0.2.10:9090",
-        "--web.enable-lifecycle",
     ]
+    # No lifecycle endpoint: POST /-/quit would be open to the LAN (deploy reloads by SIGHUP).
+    assert not any("lifecycle" in arg for arg in prometheus["ProgramArguments"])
     alertmanager = load("mini-red", "alertmanager")
     assert "--cluster.listen-address=" in alertmanager["ProgramArguments"]
     assert "--web.listen-address=192.0.2.10:9093" in alertmanager["ProgramArguments"]
