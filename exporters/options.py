@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,22 +68,12 @@ def pick_node(config: Config, name: str | None, source: str) -> NodeSettings:
     here = [
         node
         for node in config.nodes
-        if _is_ip(node.address)
-        and node.address in local
-        and not ipaddress.ip_address(node.address).is_loopback
+        if node.ip is not None and node.address in local and not node.ip.is_loopback
     ]
     if len(here) == 1:
         return here[0]
     names = ", ".join(node.name for node in config.nodes)
     raise ConfigError(source, "--node", f"cannot tell which node this is; pass one of: {names}")
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def from_config(

@@ -81,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def positive_int(value: str) -> int:
+    """argparse type for counts and sizes: a whole number of at least 1."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return number
+
+
 def existing_file(value: str) -> Path:
     path = Path(value)
     if not path.is_file():

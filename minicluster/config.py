@@ -97,11 +97,16 @@ class NodeSettings(_Section):
         return f"{self.install_dir}/run"
 
     @property
-    def is_loopback(self) -> bool:
+    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The address as an IP, or None when it is a host name."""
         try:
-            return ipaddress.ip_address(self.address).is_loopback
+            return ipaddress.ip_address(self.address)
         except ValueError:
-            return self.address == "localhost"
+            return None
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.ip.is_loopback if self.ip else self.address == "localhost"
 
 
 class ExporterSettings(_Section):

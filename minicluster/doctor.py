@@ -212,7 +212,7 @@ def check_gloo_address(remote: Remote, kernel: str) -> Check:
     if not ok:
         return Check(node.name, name, False, f"no interface {node.interface}: {err.strip()}", fix)
     addresses = interface_addresses(out)
-    address = ipaddress.ip_address(node.address) if _is_ip(node.address) else None
+    address = node.ip
     if address is None or node.address not in addresses:
         return Check(node.name, name, False,
                      f"{node.interface} has {', '.join(addresses) or 'no address'}, "
@@ -221,14 +221,6 @@ def check_gloo_address(remote: Remote, kernel: str) -> Check:
         return Check(node.name, name, False, f"{node.address} is loopback or link-local",
                      "use the Mini's LAN or Thunderbolt Bridge address")  # fmt: skip
     return Check(node.name, name, True, f"GLOO_SOCKET_IFNAME={node.interface} -> {node.address}")
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def check_ports(remote: Remote, peers: list[Remote], config: Config) -> Check:

@@ -6,14 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minicluster.cli import UsageError
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return number
+from minicluster.cli import UsageError, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,15 +16,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run the trainer with 1 and with 2 local ranks, measure raw TCP on the "
         "link in the same run, and write report.md, results.json and PNG plots.",
     )
-    parser.add_argument("--steps", type=_positive, default=100, help="steps per run (100)")
-    parser.add_argument("--batch-size", type=_positive, default=32, help="per rank (32)")
+    parser.add_argument("--steps", type=positive_int, default=100, help="steps per run (100)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="per rank (32)")
     parser.add_argument("--model", choices=["mlp", "transformer"], default="mlp")
     parser.add_argument(
         "--out", type=Path, metavar="DIR", help="output folder (default runs/bench-<time>)"
     )
     parser.add_argument(
         "--repeats",
-        type=_positive,
+        type=positive_int,
         default=3,
         help="runs per world size, interleaved; the median is reported (3)",
     )

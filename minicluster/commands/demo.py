@@ -6,15 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minicluster.cli import UsageError
+from minicluster.cli import UsageError, positive_int
 from minicluster.profiles import default_state_dir
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--once", action="store_true", help="stop the stack at the end; exit with the job's status"
     )
     action.add_argument("--stop", action="store_true", help="stop the running demo stack")
-    parser.add_argument("--steps", type=_positive, help="training steps (default 300)")
+    parser.add_argument("--steps", type=positive_int, help="training steps (default 300)")
     parser.add_argument(
         "--config",
         type=Path,

@@ -11,20 +11,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from minicluster.cli import UsageError, add_config_arguments, config_from_args
+from minicluster.cli import UsageError, add_config_arguments, config_from_args, positive_int
 from minicluster.config import Config
 from minicluster.launcher.job import JobSetup, run_job
 from minicluster.launcher.plan import JobOptions, with_overrides
 from minicluster.launcher.remote import SshSettings
 from minicluster.profiles import LOCAL_SOURCE, default_state_dir
 from minicluster.render.layout import config_path as installed_config_path
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return number
 
 
 def add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,13 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(parser)
     trainer = parser.add_argument_group("trainer overrides")
-    trainer.add_argument("--steps", type=_positive, metavar="N")
-    trainer.add_argument("--batch-size", type=_positive, metavar="N", help="per rank")
+    trainer.add_argument("--steps", type=positive_int, metavar="N")
+    trainer.add_argument("--batch-size", type=positive_int, metavar="N", help="per rank")
     trainer.add_argument("--model", choices=["mlp", "transformer"])
     trainer.add_argument("--device", choices=["auto", "cpu", "mps", "cuda"])
     trainer.add_argument("--seed", type=int, metavar="N")
     trainer.add_argument("--checkpoint-interval", type=int, metavar="STEPS")
-    trainer.add_argument("--log-interval", type=_positive, metavar="STEPS")
+    trainer.add_argument("--log-interval", type=positive_int, metavar="STEPS")
     trainer.add_argument("--pg-timeout-seconds", type=int, metavar="S")
     trainer.add_argument("--linger", type=float, metavar="S", dest="linger_seconds")
     trainer.add_argument("--no-metrics", action="store_true", help="ranks serve no /metrics")
@@ -71,9 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--step-sleep", type=float, metavar="S", help="pause after each step (demos, tests)"
     )
     torchrun = parser.add_argument_group("torchrun overrides")
-    torchrun.add_argument("--nproc-per-node", type=_positive, metavar="N", help="ranks per node")
+    torchrun.add_argument("--nproc-per-node", type=positive_int, metavar="N", help="ranks per node")
     torchrun.add_argument("--max-restarts", type=int, metavar="N")
-    torchrun.add_argument("--rendezvous-port", type=_positive, metavar="PORT")
+    torchrun.add_argument("--rendezvous-port", type=positive_int, metavar="PORT")
     parser.add_argument(
         "--logs-dir", type=Path, default=Path("logs"), metavar="DIR", help="default ./logs"
     )
