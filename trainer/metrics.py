@@ -10,7 +10,6 @@ Job, rank and node labels come from the `/sd` target labels, not from here.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -179,7 +178,8 @@ class TrainerCollector(Collector):
             "Sum of bucket all-reduce latencies.",
             s.comm.seconds,
         )
-        if s.loss is not None and math.isfinite(s.loss):
+        if s.loss is not None:
+            # NaN and Inf are published as they are: TrainerLossNotFinite looks for them.
             yield gauge("trainer_loss", "Mean training loss over the last log interval.", s.loss)
         yield gauge(
             "trainer_checkpoint_duration_seconds",

@@ -380,8 +380,9 @@ rate(trainer_steps_total{{job="trainer"}}[{w}])
             "job_rank:trainer_comm_fraction:ratio",
             f"""
 # Communication is the all-reduce plus, on MPS, staging gradients to and from the CPU
-# for it. The trainer times the whole step too: under DDP the all-reduce runs inside
-# backward, so the phases overlap and only the step time is a fair denominator.
+# for it. The trainer's phases partition the step: `comm` is the all-reduce time that
+# backward did not overlap, so comm (+ staging) over the step time is the share of the
+# step spent waiting on the network.
 sum without (phase) (rate({COMM_PHASES}[{w}]))
   /
 rate(trainer_step_duration_seconds_sum{{job="trainer"}}[{w}])

@@ -73,12 +73,15 @@ def test_collector_publishes_every_trainer_metric_from_the_stats():
     assert r.get_sample_value("trainer_job_finished") == 1
 
 
-def test_no_loss_series_before_the_first_log_step():
+def test_no_loss_series_before_the_first_log_step_and_non_finite_losses_published():
     stats = RunStats(target_steps=5)
     r = read(TrainerCollector(stats, INFO))
     assert r.get_sample_value("trainer_loss") is None
+    # A diverged loss must reach Prometheus as it is, for TrainerLossNotFinite.
     stats.loss = math.nan
-    assert r.get_sample_value("trainer_loss") is None
+    assert math.isnan(r.get_sample_value("trainer_loss"))
+    stats.loss = math.inf
+    assert r.get_sample_value("trainer_loss") == math.inf
 
 
 def test_counters_round_trip_through_a_checkpoint():
