@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -48,3 +50,20 @@ def require_tool(name: str, how: str) -> str:
     if not path:
         pytest.fail(f"{name} is not installed; {how}")
     return path
+
+
+def as_foreground_job() -> None:
+    """`preexec_fn` for a child that must take Ctrl-C as a terminal's foreground job does.
+
+    A script that starts the test run in the background (`cmd &`) leaves SIGINT ignored,
+    and an ignored signal stays ignored across fork and exec.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def without_outer_make(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment minus what an enclosing `make test` passes to a nested make."""
+    env = dict(os.environ if env is None else env)
+    for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+        env.pop(name, None)
+    return env

@@ -22,6 +22,9 @@ from minicluster.config import NodeSettings
 from minicluster.launcher.remote import LauncherError, SshSettings
 from minicluster.launcher.stream import MergedLine
 
+# Log lines carry milliseconds (minicluster.logformat).
+LINE_RESOLUTION_SECONDS = 0.001
+
 
 @dataclass(frozen=True)
 class Offset:
@@ -92,7 +95,12 @@ def reordered_pairs(lines: list[MergedLine], offsets: dict[str, float]) -> int:
 
 def offset_note(lines: list[MergedLine], offsets: list[Offset]) -> str | None:
     """A note for the user when the offsets are large enough to misorder the merged log."""
-    by_node = {o.node: o.seconds for o in offsets}
+    # An offset inside the measurement's own error (half its round trip) or below the
+    # lines' millisecond resolution says nothing about their order.
+    by_node = {
+        o.node: o.seconds if abs(o.seconds) > max(o.rtt / 2, LINE_RESOLUTION_SECONDS) else 0.0
+        for o in offsets
+    }
     pairs = reordered_pairs(lines, by_node)
     if not pairs:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,16 @@ def test_an_offset_larger_than_the_gap_between_nodes_is_noted():
     # 600 ms behind: yellow's 02.400 really happened at 03.000, after red's 02.500.
     behind = {"mini-red": 0.0, "mini-yellow": -0.6}
     assert reordered_pairs(_lines(), behind) == 1
+
+
+def test_offsets_below_the_measurement_error_or_a_millisecond_get_no_note():
+    """Two nodes whose lines fall in the same millisecond: a measured 0.04 ms offset, or a
+    0.3 ms one from an exchange with a 2 ms round trip, cannot tell their order."""
+    lines = read_rank_file(FIXTURES / "rank0.log") + read_rank_file(FIXTURES / "rank1.log")
+    same_ms = [line for line in lines if line.node == "mini-red"][:1]
+    twin = [dataclasses.replace(line, node="mini-yellow", seq=line.seq + 1) for line in same_ms]
+    for offsets in (
+        [Offset("mini-red", -0.00002, 0.0001), Offset("mini-yellow", 0.00004, 0.0001)],
+        [Offset("mini-red", 0.0, 0.001), Offset("mini-yellow", 0.0003, 0.002)],
+    ):
+        assert offset_note(same_ms + twin, offsets) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.support import require_tool
+from tests.support import require_tool, without_outer_make
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -15,7 +15,7 @@ def _dry_run(*args: str) -> str:
     result = subprocess.run(
         # -o: treat the venv as built, so only the target's own command is printed.
         [make, "-n", "-o", ".venv/.installed", *args],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO, capture_output=True, text=True, check=True, env=without_outer_make(),
     )  # fmt: skip
     return result.stdout.strip()
 

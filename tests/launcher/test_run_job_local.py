@@ -15,7 +15,7 @@ import pytest
 
 from minicluster.logformat import parse_line
 from tests.launcher.conftest import cli, processes_naming, run_cli
-from tests.support import free_port, wait_until
+from tests.support import as_foreground_job, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -110,6 +110,7 @@ def _start(tmp_path: Path, config: Path, *extra: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=as_foreground_job,
     )
 
 

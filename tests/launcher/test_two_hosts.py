@@ -25,7 +25,7 @@ from minicluster.launcher.prom import Prometheus
 from minicluster.logformat import parse_line
 from tests.hosts.network import HOST_INTERFACE, ip
 from tests.launcher.conftest import cli
-from tests.support import require_tool, wait_until
+from tests.support import as_foreground_job, require_tool, wait_until, without_outer_make
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.netns]
 
@@ -207,6 +207,7 @@ def test_ctrl_c_on_make_run_job_leaves_no_trainer_on_either_host(minis, tmp_path
     make = subprocess.Popen(
         _make_run_job(cluster.config_path, tmp_path, 100_000, "--step-sleep 0.1"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=as_foreground_job, env=without_outer_make(),
     )  # fmt: skip
     try:
         for host in cluster.hosts.values():
