@@ -60,13 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"minicluster {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"minicluster.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"minicluster.commands.{name}":
-                continue  # that command is not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"minicluster.commands.{name}").register(subparsers)
     return parser
 
 
