@@ -155,7 +155,7 @@ def start_ours(workdir: Path, port: int, concurrency: int) -> subprocess.Popen:
     }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    argv = [sys.executable, "-m", "exporters", "--config", str(path), "--node", "bench"]
+    argv = [sys.executable, "-m", "minicluster.exporter", "--config", str(path), "--node", "bench"]
     argv += ["--listen", f"127.0.0.1:{port}"]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -48,20 +48,20 @@ import psutil
 import requests
 import torch
 import torch.distributed as dist
+from minicluster.trainer.comm_hook import CommStats, CountingHookState, counting_allreduce_hook
+from minicluster.trainer.data import build_stream
+from minicluster.trainer.metrics import PrometheusSink, RunInfo, RunStats, TrainerCollector
+from minicluster.trainer.models import build_model, language_model_loss
+from minicluster.trainer.process_metrics import PsutilProcessCollector
 from prometheus_client import generate_latest
 from rich.console import Console
 from rich.table import Table
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel
 
-from minicluster.config import TrainerSettings
+from minicluster.core.config import TrainerSettings
+from minicluster.core.logformat import parse_line
 from minicluster.launcher.summary import rank_summaries, summarize
-from minicluster.logformat import parse_line
-from trainer.comm_hook import CommStats, CountingHookState, counting_allreduce_hook
-from trainer.data import build_stream
-from trainer.metrics import PrometheusSink, RunInfo, RunStats, TrainerCollector
-from trainer.models import build_model, language_model_loss
-from trainer.process_metrics import PsutilProcessCollector
 
 NPROC = 2
 

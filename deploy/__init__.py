@@ -12,7 +12,8 @@
     deploy.run         the driver: connect, plan, dry run or run, verify, report
     deploy.undeploy    boot out and remove what deploy installed
 
-Run as `python -m deploy` (the `minicluster deploy` command does that): pyinfra runs hosts
-in parallel on gevent, whose monkey-patching must come before anything else is imported.
+Run as `python -m minicluster.deploy` (the `minicluster deploy` command does that):
+pyinfra runs hosts in parallel on gevent, whose monkey-patching must come before anything
+else is imported.
 See docs/deploy.md.
 """

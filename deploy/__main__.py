@@ -1,4 +1,6 @@
-"""`python -m deploy deploy|undeploy --config FILE ...` (what `minicluster deploy` runs).
+"""`python -m minicluster.deploy deploy|undeploy --config FILE ...`.
+
+This is what `minicluster deploy` runs.
 
 gevent's monkey-patching must happen before anything else imports socket, ssl or
 threading: it lets pyinfra talk to every node at once (pip on mini-red while pip runs on
@@ -15,11 +17,11 @@ from pathlib import Path  # noqa: E402
 
 from rich.console import Console  # noqa: E402
 
-from minicluster.config import ConfigError, load_config  # noqa: E402
+from minicluster.core.config import ConfigError, load_config  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy")
+    parser = argparse.ArgumentParser(prog="python -m minicluster.deploy")
     parser.add_argument("action", choices=["deploy", "undeploy"])
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--dry-run", action="store_true")
@@ -33,10 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     if args.action == "deploy":
-        from deploy.run import deploy
+        from minicluster.deploy.run import deploy
 
         return deploy(config, args.dry_run, console, args.wheel)
-    from deploy.undeploy import undeploy
+    from minicluster.deploy.undeploy import undeploy
 
     return undeploy(config, args.purge, console)
 

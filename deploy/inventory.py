@@ -7,7 +7,7 @@ from pathlib import Path
 from pyinfra.api import Config as PyinfraConfig
 from pyinfra.api import Inventory, State
 
-from minicluster.config import Config, NodeSettings
+from minicluster.core.config import Config, NodeSettings
 
 CONNECT_TIMEOUT_SECONDS = 10
 

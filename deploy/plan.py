@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from io import BytesIO, StringIO
 from pathlib import PurePosixPath
 
+from minicluster.deploy import services, stack
+from minicluster.deploy.facts import Executable, LaunchdService, TextFile, TreeDigest
+from minicluster.deploy.wheel import Wheel
 from pyinfra.api import Host, State
 from pyinfra.api.operation import add_op
 from pyinfra.facts.server import Kernel
 from pyinfra.operations import brew, files, server
 
-from deploy import services, stack
-from deploy.facts import Executable, LaunchdService, TextFile, TreeDigest
-from deploy.wheel import Wheel
-from minicluster.config import Config, NodeSettings
-from minicluster.render import layout
+from minicluster.core import layout
+from minicluster.core.config import Config, NodeSettings
 from minicluster.render.bundle import PRIVATE
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 
@@ -187,7 +187,7 @@ class NodePlanner:
         # services compile what they import on first start (the venv belongs to their user).
         pip = f"{shlex.quote(node.venv_python)} -m pip install --quiet --no-compile"
         check = launchd_environment_command(
-            exporter_plist, "import minicluster, exporters, trainer, deploy, torch"
+            exporter_plist, "import minicluster.exporter, minicluster.trainer, torch"
         )
         self.op(
             server.shell,

@@ -8,6 +8,11 @@ import tempfile
 from pathlib import Path
 
 import gevent
+from minicluster.deploy.inventory import build_state
+from minicluster.deploy.plan import HostPlan, PlanError, plan_host
+from minicluster.deploy.stack import Stack, StackError, render_stack
+from minicluster.deploy.verify import MasterProbe, VerifyError, last_reload_timestamp, verify
+from minicluster.deploy.wheel import WheelBuildError, build_wheel, existing_wheel
 from pyinfra.api import BaseStateCallback, Host, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.exceptions import PyinfraError
@@ -15,12 +20,7 @@ from pyinfra.api.operations import run_ops
 from pyinfra.context import ctx_state
 from rich.console import Console
 
-from deploy.inventory import build_state
-from deploy.plan import HostPlan, PlanError, plan_host
-from deploy.stack import Stack, StackError, render_stack
-from deploy.verify import MasterProbe, VerifyError, last_reload_timestamp, verify
-from deploy.wheel import WheelBuildError, build_wheel, existing_wheel
-from minicluster.config import Config
+from minicluster.core.config import Config
 
 # pyinfra logs every step; the deploy prints its own summary (and every failure's output).
 logging.getLogger("pyinfra").setLevel(logging.CRITICAL)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from deploy.facts import LaunchdJob
+from minicluster.deploy.facts import LaunchdJob
+
 from minicluster.render.launchd import LAUNCH_DAEMONS_DIR
 
 

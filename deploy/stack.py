@@ -16,8 +16,8 @@ from pathlib import PurePosixPath
 
 import yaml
 
-from minicluster.config import Config
-from minicluster.render import layout
+from minicluster.core import layout
+from minicluster.core.config import Config
 from minicluster.render.bundle import bundle_files
 from minicluster.render.grafana import ensure_secrets, secret_files
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 import contextlib
 import shlex
 
+from minicluster.deploy import services
+from minicluster.deploy.facts import LaunchdService
+from minicluster.deploy.inventory import build_state
+from minicluster.deploy.run import connect
+from minicluster.deploy.stack import staging_dir
 from pyinfra.api import Host, State
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operation import add_op
@@ -17,13 +22,8 @@ from pyinfra.api.operations import run_ops
 from pyinfra.operations import server
 from rich.console import Console
 
-from deploy import services
-from deploy.facts import LaunchdService
-from deploy.inventory import build_state
-from deploy.run import connect
-from deploy.stack import staging_dir
-from minicluster.config import Config, NodeSettings
-from minicluster.render import layout
+from minicluster.core import layout
+from minicluster.core.config import Config, NodeSettings
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 
 MASTER_SERVICES = ("prometheus", "alertmanager", "grafana")

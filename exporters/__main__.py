@@ -1,5 +1,5 @@
-"""`python -m exporters [--config FILE] [--node NAME] [--listen HOST:PORT]`."""
+"""`python -m minicluster.exporter [--config FILE] [--node NAME] [--listen HOST:PORT]`."""
 
-from exporters.cli import main
+from minicluster.exporter.cli import main
 
 raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Command line: `python -m exporters` and `minicluster exporter` share these flags."""
+"""Command line: `python -m minicluster.exporter` and `minicluster exporter` share these flags."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from exporters import options as opts
-from exporters.registry import build_collectors, collector_names
-from exporters.scrape import ScrapeGuard
-from exporters.server import ExporterServer
-from exporters.webconfig import load_web_config
-from minicluster.config import Config, ConfigError, load_config
+from minicluster.exporter import options as opts
+from minicluster.exporter.registry import build_collectors, collector_names
+from minicluster.exporter.scrape import ScrapeGuard
+from minicluster.exporter.server import ExporterServer
+from minicluster.exporter.webconfig import load_web_config
+
+from minicluster.core.config import Config, ConfigError, load_config
 
 EXIT_USAGE = 2
 log = logging.getLogger("exporters")
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m exporters",
+        prog="python -m minicluster.exporter",
         description="Node exporter: node_exporter's metrics, correct on macOS, plus "
         "/sd for trainer ranks. Without --config it uses built-in defaults.",
     )

@@ -6,8 +6,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import exporters.collectors  # noqa: F401  (importing the package registers every collector)
-from exporters.collectors.base import Collector, registered
+import minicluster.exporter.collectors  # noqa: F401  (importing the package registers every collector)
+from minicluster.exporter.collectors.base import Collector, registered
 
 
 def collector_names() -> set[str]:

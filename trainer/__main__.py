@@ -1,14 +1,14 @@
-"""`python -m trainer`: config, build, train, close (run it under torchrun)."""
+"""`python -m minicluster.trainer`: config, build, train, close (run it under torchrun)."""
 
 from __future__ import annotations
 
 import sys
 
+from minicluster.trainer.settings import settings_from_argv
+from minicluster.trainer.trainer import Trainer
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from minicluster.config import ConfigError
-from trainer.settings import settings_from_argv
-from trainer.trainer import Trainer
+from minicluster.core.config import ConfigError
 
 EXIT_USAGE = 2
 

@@ -19,7 +19,7 @@ import math
 import torch
 from torch.utils.data import BatchSampler, Dataset, DistributedSampler
 
-from minicluster.config import ConfigError
+from minicluster.core.config import ConfigError
 
 LIKELY_SUCCESSOR_PROBABILITY = 0.75
 

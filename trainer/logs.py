@@ -1,7 +1,7 @@
 """Each rank's log: `<log_dir>/<job_id>/rank<rank>.log` and the same lines on stdout.
 
 torchrun's --redirects/--tee do not work on macOS, so the rank writes its own file. Lines
-follow minicluster.logformat (ISO-8601 UTC with milliseconds, node, rank, level, then a
+follow minicluster.core.logformat (ISO-8601 UTC with milliseconds, node, rank, level, then a
 message word and key=value fields). The file is appended to, so a restarted rank's lines
 follow the failed attempt's.
 """
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from minicluster.logformat import format_line
+from minicluster.core.logformat import format_line
 
 
 def format_fields(word: str, **fields: object) -> str:

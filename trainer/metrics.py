@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
+from minicluster.trainer.comm_hook import CommStats
+from minicluster.trainer.process_metrics import PsutilProcessCollector
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,9 +24,6 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-
-from trainer.comm_hook import CommStats
-from trainer.process_metrics import PsutilProcessCollector
 
 PHASES = ("data", "forward", "backward", "comm", "optimizer", "staging")
 # Steps of a tiny model on a Mini take about a millisecond; a large one, seconds.

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minicluster.config import ConfigError, TrainerSettings
+from minicluster.core.config import ConfigError, TrainerSettings
 
 
 class MLPLanguageModel(nn.Module):

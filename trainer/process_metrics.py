@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import psutil
+from minicluster.exporter.collectors.process import ProcessCollector, ProcessReader
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
-
-from exporters.collectors.process import ProcessCollector, ProcessReader
 
 
 class PsutilProcessCollector(Collector):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from minicluster.config import ConfigError, NodeSettings, TrainerSettings, load_config
-from minicluster.profiles import default_state_dir
+from minicluster.core.config import ConfigError, NodeSettings, TrainerSettings, load_config
+from minicluster.core.profiles import default_state_dir
 
 CLI_SOURCE = "command line"
 GRAD_SYNC_CHOICES = ("auto", "ddp", "staged")
@@ -70,7 +70,7 @@ class RunSettings:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m trainer",
+        prog="python -m minicluster.trainer",
         description="One rank of a DDP training job; run it under torchrun.",
     )
     add = parser.add_argument

@@ -21,12 +21,11 @@ from __future__ import annotations
 import time
 
 import torch
+from minicluster.trainer.data import BatchStream
+from minicluster.trainer.metrics import RunStats
+from minicluster.trainer.models import language_model_loss
+from minicluster.trainer.staged import StagedAllReduce
 from torch import nn
-
-from trainer.data import BatchStream
-from trainer.metrics import RunStats
-from trainer.models import language_model_loss
-from trainer.staged import StagedAllReduce
 
 
 class TrainStep:

@@ -17,20 +17,20 @@ import time
 from pathlib import Path
 
 import torch
+from minicluster.trainer.checkpoint import CheckpointStore, agree_on_resume_step, gather_counters
+from minicluster.trainer.comm_hook import CountingHookState, counting_allreduce_hook
+from minicluster.trainer.data import build_stream
+from minicluster.trainer.distributed import init_distributed, rank_env, shutdown
+from minicluster.trainer.logs import RankLog, compact_json
+from minicluster.trainer.metrics import LossMeter, NullSink, PrometheusSink, RunInfo, RunStats
+from minicluster.trainer.models import build_model, gradient_bytes, parameter_count
+from minicluster.trainer.settings import CLI_SOURCE, RunSettings
+from minicluster.trainer.staged import StagedAllReduce
+from minicluster.trainer.step import TrainStep
 from torch.nn.parallel import DistributedDataParallel
 
-from minicluster import discovery
-from minicluster.config import ConfigError
-from trainer.checkpoint import CheckpointStore, agree_on_resume_step, gather_counters
-from trainer.comm_hook import CountingHookState, counting_allreduce_hook
-from trainer.data import build_stream
-from trainer.distributed import init_distributed, rank_env, shutdown
-from trainer.logs import RankLog, compact_json
-from trainer.metrics import LossMeter, NullSink, PrometheusSink, RunInfo, RunStats
-from trainer.models import build_model, gradient_bytes, parameter_count
-from trainer.settings import CLI_SOURCE, RunSettings
-from trainer.staged import StagedAllReduce
-from trainer.step import TrainStep
+from minicluster.core import discovery
+from minicluster.core.config import ConfigError
 
 CHECKPOINT_FORMAT = 1
 

@@ -1,6 +1,6 @@
 """The collectors, one per module; importing this package registers them all."""
 
-from exporters.collectors import (  # noqa: F401  (imported to register)
+from minicluster.exporter.collectors import (  # noqa: F401  (imported to register)
     boottime,
     cpu,
     diskstats,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import psutil
+from minicluster.exporter.collectors.base import Collector, register
 from prometheus_client.core import GaugeMetricFamily, Metric
-
-from exporters.collectors.base import Collector, register
 
 
 @register

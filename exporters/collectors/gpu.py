@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from minicluster.exporter import macos
+from minicluster.exporter.collectors.base import DARWIN_ONLY, Collector, register
 from prometheus_client.core import GaugeMetricFamily, Metric
-
-from exporters import macos
-from exporters.collectors.base import DARWIN_ONLY, Collector, register
 
 _ENTRY = re.compile(r"^\+-o ", re.MULTILINE)
 _STATISTICS = re.compile(r'^\s*"PerformanceStatistics" = \{(.*)\}\s*$', re.MULTILINE)

@@ -13,10 +13,9 @@ import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from minicluster.exporter import macos
+from minicluster.exporter.collectors.base import Collector, for_platform, register
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
-from exporters import macos
-from exporters.collectors.base import Collector, for_platform, register
 
 _PARENTHESES = re.compile(r"\((.*)\)")
 

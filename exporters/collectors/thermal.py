@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from minicluster.exporter import macos
+from minicluster.exporter.collectors.base import DARWIN_ONLY, Collector, register
 from prometheus_client.core import GaugeMetricFamily, Metric
-
-from exporters import macos
-from exporters.collectors.base import DARWIN_ONLY, Collector, register
 
 STATES = ("nominal", "moderate", "heavy", "trapping", "sleeping")
 

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minicluster.core.logformat import LogLine, parse_line
 from minicluster.demo.ports import free_port_block
 from minicluster.launcher.summary import rank_summaries, summarize
-from minicluster.logformat import LogLine, parse_line
 
 TORCHRUN_MODULE = "torch.distributed.run"
 
@@ -60,7 +60,7 @@ def trainer_command(world_size: int, job_id: str, settings: BenchSettings, work:
         "--nnodes=1",
         f"--nproc-per-node={world_size}",
         "-m",
-        "trainer",
+        "minicluster.trainer",
         "--job-id",
         job_id,
         "--steps",

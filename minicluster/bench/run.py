@@ -14,7 +14,7 @@ from minicluster.bench.jobs import BenchRun, BenchSettings, run_local
 from minicluster.bench.markdown import render_markdown
 from minicluster.bench.plots import write_plots
 from minicluster.bench.results import compare
-from minicluster.logformat import now_iso
+from minicluster.core.logformat import now_iso
 
 
 @dataclass(frozen=True)

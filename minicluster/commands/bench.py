@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minicluster.cli import UsageError, positive_int
+from minicluster.commands.args import UsageError, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

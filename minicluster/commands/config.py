@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from minicluster.config import load_config
-from minicluster.profiles import local_profile
+from minicluster.core.config import load_config
+from minicluster.core.profiles import local_profile
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minicluster.cli import UsageError, positive_int
-from minicluster.profiles import default_state_dir
+from minicluster.commands.args import UsageError, positive_int
+from minicluster.core.profiles import default_state_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

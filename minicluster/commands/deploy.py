@@ -1,6 +1,6 @@
 """`minicluster deploy [--config FILE] [--dry-run]` and `minicluster undeploy [--purge]`.
 
-Both run `python -m deploy` in a child process: pyinfra's parallelism needs gevent's
+Both run `python -m minicluster.deploy` in a child process: pyinfra's parallelism needs gevent's
 monkey-patching before anything else is imported, which this CLI process is past.
 """
 
@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from minicluster.cli import add_config_arguments, config_from_args, existing_file
+from minicluster.commands.args import add_config_arguments, config_from_args, existing_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(action: str, args: argparse.Namespace, *flags: str) -> int:
     config_from_args(args)  # a bad config is one line and exit 2, before any connection
-    command = [sys.executable, "-m", "deploy", action, "--config", args.config or "config.yaml"]
+    config_file = args.config or "config.yaml"
+    command = [sys.executable, "-m", "minicluster.deploy", action, "--config", config_file]
     return subprocess.run([*command, *flags]).returncode
 
 

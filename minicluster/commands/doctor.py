@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from minicluster.cli import add_config_arguments, config_from_args
+from minicluster.commands.args import add_config_arguments, config_from_args
 
 if TYPE_CHECKING:
-    from minicluster.doctor import Check
+    from minicluster.deploy.doctor import Check
 
 MARKS = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]not checked[/]"}
 
@@ -40,7 +40,7 @@ def table(checks: list[Check]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minicluster.doctor import diagnose, failed  # pyinfra: only when doctor runs
+    from minicluster.deploy.doctor import diagnose, failed  # pyinfra: only when doctor runs
 
     config = config_from_args(args)
     checks = diagnose(config)

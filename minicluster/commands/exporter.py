@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from exporters import cli as exporter_cli
-from minicluster.cli import add_config_arguments, config_from_args
+from minicluster.commands.args import add_config_arguments, config_from_args
+from minicluster.exporter import cli as exporter_cli
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "exporter",
-        help="run this node's exporter (same as python -m exporters)",
+        help="run this node's exporter (same as python -m minicluster.exporter)",
         description="Serve /metrics, /sd, / and /-/healthy. Without --config or --local it "
         "runs on built-in defaults (127.0.0.1:9100, no peers).",
     )

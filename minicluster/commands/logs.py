@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from minicluster.cli import UsageError, add_config_arguments, config_from_args
+from minicluster.commands.args import UsageError, add_config_arguments, config_from_args
 from minicluster.commands.run_job import add_ssh_arguments, ssh_settings
 from minicluster.launcher import clock
 from minicluster.launcher.remote import LauncherError, fetch_rank_logs

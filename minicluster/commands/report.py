@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from minicluster.cli import UsageError, add_config_arguments, config_from_args
-from minicluster.config import Config, ConfigError
+from minicluster.commands.args import UsageError, add_config_arguments, config_from_args
+from minicluster.core.config import Config, ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -11,13 +11,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from minicluster.cli import UsageError, add_config_arguments, config_from_args, positive_int
-from minicluster.config import Config
+from minicluster.commands.args import (
+    UsageError,
+    add_config_arguments,
+    config_from_args,
+    positive_int,
+)
+from minicluster.core.config import Config
+from minicluster.core.layout import config_path as installed_config_path
+from minicluster.core.profiles import LOCAL_SOURCE, default_state_dir
 from minicluster.launcher.job import JobSetup, run_job
 from minicluster.launcher.plan import JobOptions, with_overrides
 from minicluster.launcher.remote import SshSettings
-from minicluster.profiles import LOCAL_SOURCE, default_state_dir
-from minicluster.render.layout import config_path as installed_config_path
 
 
 def add_ssh_arguments(parser: argparse.ArgumentParser) -> None:

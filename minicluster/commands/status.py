@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from rich.console import Console, Group
 from rich.table import Table
 
-from minicluster.cli import add_config_arguments, config_from_args
-from minicluster.config import Config
+from minicluster.commands.args import add_config_arguments, config_from_args
+from minicluster.core.config import Config
 from minicluster.launcher.prom import Prometheus, PrometheusError, Sample, prometheus_url
 
 _ALERT_LABELS_SHOWN_APART = ("alertname", "alertstate", "severity", "__name__")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from minicluster.config import Config
+from minicluster.core.config import Config
 
 DEBIAN_PACKAGES = {"prometheus": "prometheus", "alertmanager": "prometheus-alertmanager"}
 HOMEBREW_FORMULAE = {name: name for name in ("prometheus", "alertmanager", "grafana")}

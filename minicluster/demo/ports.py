@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 
-from minicluster.config import Config, parse_config
+from minicluster.core.config import Config, parse_config
 
 
 def port_free(address: str, port: int) -> bool:

@@ -17,17 +17,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from minicluster.config import Config, load_config
+from minicluster.core.config import Config, load_config
+from minicluster.core.logformat import now_iso
+from minicluster.core.profiles import LOCAL_SOURCE, local_profile
 from minicluster.demo import install, services
+from minicluster.demo.localstack import ServiceError, http_url
 from minicluster.demo.ports import busy_ports, with_free_ports
 from minicluster.demo.stack import start_stack
 from minicluster.demo.watch import FirstSampleWatch, first_rank_start
 from minicluster.launcher.job import JobResult, JobSetup, run_job
 from minicluster.launcher.plan import JobOptions, new_job_id, with_overrides
 from minicluster.launcher.summary import write_record
-from minicluster.localstack import ServiceError, http_url
-from minicluster.logformat import now_iso
-from minicluster.profiles import LOCAL_SOURCE, local_profile
 from minicluster.report.build import ReportRequest, build_report
 from minicluster.report.job import ReportError
 from minicluster.report.prom import Prometheus, PrometheusError

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 
+from minicluster.core.logformat import now_iso
 from minicluster.launcher import reap
-from minicluster.logformat import now_iso
 
 RECORD = "services.json"
 # Two process start times within this are the same process (psutil rounds them).

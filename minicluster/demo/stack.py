@@ -1,8 +1,8 @@
 """Start the demo's stack on this machine, detached, from the rendered tree.
 
 The rendered tree goes where the master keeps it (`<install_dir>/stack`, see
-minicluster.render.layout), so the paths inside grafana.ini hold as they do on a Mini.
-Services are started by minicluster.localstack (each in its own session, output in a
+minicluster.core.layout), so the paths inside grafana.ini hold as they do on a Mini.
+Services are started by minicluster.demo.localstack (each in its own session, output in a
 log file, waited on until ready) and are left running when the demo exits: their PIDs go
 to the demo's services.json for `make demo-stop`.
 """
@@ -12,10 +12,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from minicluster.config import Config
+from minicluster.core import layout
+from minicluster.core.config import Config
 from minicluster.demo import services
-from minicluster.localstack import LocalStack, Service, http_url, start_service
-from minicluster.render import grafana, launchd, layout
+from minicluster.demo.localstack import LocalStack, Service, http_url, start_service
+from minicluster.render import grafana, launchd
 from minicluster.render.bundle import write_bundle
 
 

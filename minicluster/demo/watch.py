@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from minicluster.logformat import parse_line
+from minicluster.core.logformat import parse_line
 from minicluster.report.prom import Prometheus, PrometheusError
 
 

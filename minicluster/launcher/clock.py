@@ -18,11 +18,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from minicluster.config import NodeSettings
+from minicluster.core.config import NodeSettings
 from minicluster.launcher.remote import LauncherError, SshSettings
 from minicluster.launcher.stream import MergedLine
 
-# Log lines carry milliseconds (minicluster.logformat).
+# Log lines carry milliseconds (minicluster.core.logformat).
 LINE_RESOLUTION_SECONDS = 0.001
 
 

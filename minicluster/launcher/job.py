@@ -23,7 +23,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from minicluster.config import Config
+from minicluster.core.config import Config
+from minicluster.core.logformat import now_iso
 from minicluster.launcher import clock
 from minicluster.launcher.plan import JobOptions, plan_job
 from minicluster.launcher.progress import JobProgress
@@ -42,7 +43,6 @@ from minicluster.launcher.summary import (
     summary_table,
     write_record,
 )
-from minicluster.logformat import now_iso
 
 EXIT_INTERRUPTED = 130
 

@@ -12,12 +12,12 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from minicluster.config import Config, NodeSettings, parse_config
+from minicluster.core.config import Config, NodeSettings, parse_config
 
 # The remote shell's login environment is not trusted for anything (see the roadmap's
 # PYTHONPATH saga): the interpreter is an absolute path and the module is installed in it.
 TORCHRUN_MODULE = "torch.distributed.run"
-TRAINER_MODULE = "trainer"
+TRAINER_MODULE = "minicluster.trainer"
 
 
 @dataclass(frozen=True)

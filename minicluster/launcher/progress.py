@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from minicluster.logformat import LogLine
+from minicluster.core.logformat import LogLine
 
 
 class StepRateColumn(ProgressColumn):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import requests
 
-from minicluster.config import Config
+from minicluster.core.config import Config
 
 
 class PrometheusError(Exception):

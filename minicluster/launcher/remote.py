@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from minicluster.config import NodeSettings
+from minicluster.core.config import NodeSettings
 from minicluster.launcher import reap
 from minicluster.launcher.plan import NodeCommand
 

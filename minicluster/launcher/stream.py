@@ -1,6 +1,6 @@
 """One merged, time-ordered log from the output of every node.
 
-Rank lines (minicluster.logformat) already carry their time, node and rank and are kept
+Rank lines (minicluster.core.logformat) already carry their time, node and rank and are kept
 verbatim. Anything else a node prints (torchrun's own messages, a traceback) is stamped
 with the time it arrived here and its node, as `<time> <node> torchrun <text>`.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from minicluster.logformat import LogLine, now_iso, parse_line
+from minicluster.core.logformat import LogLine, now_iso, parse_line
 
 # Marks lines that came from a node's torchrun (or its workers' stderr), not a rank log.
 PROCESS_TAG = "torchrun"

@@ -22,8 +22,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
-from minicluster.config import Config
-from minicluster.logformat import LogLine
+from minicluster.core.config import Config
+from minicluster.core.logformat import LogLine
 
 PHASES = ("data", "forward", "backward", "comm", "optimizer", "staging")
 

@@ -10,7 +10,7 @@ accept are used (`matchers`, not the deprecated `match`).
 
 from __future__ import annotations
 
-from minicluster.config import Config
+from minicluster.core.config import Config
 from minicluster.render.yamltext import dump_yaml
 
 RECEIVERS = ("default", "critical", "warning", "watchdog")

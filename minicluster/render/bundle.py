@@ -8,7 +8,7 @@
     DIR/grafana/dashboards/*.json
     DIR/launchd/<node>/<label>.plist
 
-On the master the tree is installed as `<install_dir>/stack/` (minicluster.render.layout);
+On the master the tree is installed as `<install_dir>/stack/` (minicluster.core.layout);
 the launchd plists go to /Library/LaunchDaemons on their node.
 """
 
@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from minicluster.config import Config
-from minicluster.render import alertmanager, grafana, launchd, layout, prometheus_config, rules
+from minicluster.core import layout
+from minicluster.core.config import Config
+from minicluster.render import alertmanager, grafana, launchd, prometheus_config, rules
 from minicluster.render.dashboards import dashboards, dumps
 
 # Files that may carry a credential (a webhook URL with a token) are private.

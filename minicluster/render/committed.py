@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from minicluster.config import load_config
+from minicluster.core.config import load_config
 from minicluster.render.bundle import repository_files, write_files
 
 OWNED = (

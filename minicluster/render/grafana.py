@@ -19,8 +19,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from minicluster.config import Config, ConfigError
-from minicluster.render import layout
+from minicluster.core import layout
+from minicluster.core.config import Config, ConfigError
 from minicluster.render.yamltext import dump_yaml
 
 # Dashboards and the provisioned datasource agree on this uid (never on a name).

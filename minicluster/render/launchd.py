@@ -11,8 +11,8 @@ from __future__ import annotations
 import plistlib
 from pathlib import PurePosixPath
 
-from minicluster.config import Config, NodeSettings
-from minicluster.render import layout
+from minicluster.core import layout
+from minicluster.core.config import Config, NodeSettings
 
 LAUNCH_DAEMONS_DIR = "/Library/LaunchDaemons"
 LABEL_PREFIX = "io.minicluster."
@@ -60,7 +60,15 @@ def exporter_plist(config: Config, node: NodeSettings, config_path: str) -> dict
     """The exporter's LaunchDaemon on `node`; `config_path` is config.yaml on that node."""
     return daemon_plist(
         exporter_label(),
-        [node.venv_python, "-m", "exporters", "--config", config_path, "--node", node.name],
+        [
+            node.venv_python,
+            "-m",
+            "minicluster.exporter",
+            "--config",
+            config_path,
+            "--node",
+            node.name,
+        ],
         user=node.ssh_user,
         working_directory=node.install_dir,
         log_dir=f"{node.install_dir}/logs",
@@ -72,7 +80,7 @@ def dumps(plist: dict) -> bytes:
 
 
 # --- the master's monitoring services -------------------------------------------------------
-# Paths follow minicluster.render.layout: the rendered tree in <install_dir>/stack, data in
+# Paths follow minicluster.core.layout: the rendered tree in <install_dir>/stack, data in
 # <install_dir>/data/<service>. Each binary is the configured absolute path (Homebrew's).
 
 

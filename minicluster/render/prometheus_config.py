@@ -11,7 +11,7 @@ accept.
 
 from __future__ import annotations
 
-from minicluster.config import Config, NodeSettings
+from minicluster.core.config import Config, NodeSettings
 from minicluster.render.yamltext import dump_yaml
 
 RULES_GLOB = "rules/*.yml"

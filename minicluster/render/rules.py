@@ -13,7 +13,7 @@ range selectors left-open, so windows are kept at four or more scrape intervals)
 
 from __future__ import annotations
 
-from minicluster.config import Config
+from minicluster.core.config import Config
 from minicluster.render.yamltext import dump_yaml
 
 RUNBOOK = "docs/runbooks.md"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from minicluster.config import load_config
+from minicluster.core.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config.yaml"

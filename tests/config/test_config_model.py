@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from minicluster.config import ConfigError, key_path
-from minicluster.profiles import local_profile
+from minicluster.core.config import ConfigError, key_path
+from minicluster.core.profiles import local_profile
 
 
 def test_local_profile_is_two_nodes_on_this_machine(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from minicluster.config import parse_config
+from minicluster.core.config import parse_config
 from minicluster.demo.ports import free_port_block
 from minicluster.demo.run import demo_profile
 from tests.demo.browser import Browser

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from minicluster.config import load_config
+from minicluster.core.config import load_config
 from minicluster.demo import services
 from minicluster.demo.ports import busy_ports, with_free_ports
 from tests.demo.conftest import REPO, demo_config_file

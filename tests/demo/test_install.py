@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from minicluster.config import parse_config
+from minicluster.core.config import parse_config
+from minicluster.core.profiles import local_profile
 from minicluster.demo import install
-from minicluster.profiles import local_profile
 
 # What `brew --prefix grafana` prints on an Apple Silicon Mac (Homebrew 4.x).
 BREW_PREFIX_OUTPUT = "/opt/homebrew/opt/grafana\n"

@@ -1,4 +1,4 @@
-"""`python -m deploy` with a renderer that adds a rule file promtool rejects (a render bug).
+"""`python -m minicluster.deploy` with a renderer that adds a rule file promtool rejects.
 
 Used by the test that a rejected rule file stops the deploy before it reaches Prometheus.
 Everything else is the real deploy.
@@ -10,8 +10,8 @@ monkey.patch_all()
 
 import sys  # noqa: E402
 
-import deploy.stack  # noqa: E402
-from deploy.__main__ import main  # noqa: E402
+import minicluster.deploy.stack  # noqa: E402
+from minicluster.deploy.__main__ import main  # noqa: E402
 
 BROKEN_RULES = b"""groups:
 - name: broken
@@ -25,8 +25,8 @@ def render_with_broken_rule(config):
     return {**real_bundle_files(config), "prometheus/rules/broken.yml": BROKEN_RULES}
 
 
-real_bundle_files = deploy.stack.bundle_files
-deploy.stack.bundle_files = render_with_broken_rule
+real_bundle_files = minicluster.deploy.stack.bundle_files
+minicluster.deploy.stack.bundle_files = render_with_broken_rule
 
 if __name__ == "__main__":
     sys.exit(main(["deploy", *sys.argv[1:]]))

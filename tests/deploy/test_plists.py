@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from minicluster.config import TCC_PROTECTED, load_config
+from minicluster.core.config import TCC_PROTECTED, load_config
 from minicluster.render.bundle import launchd_files
 from tests.deploy.conftest import Deployed
 

@@ -12,16 +12,22 @@ import time
 from pathlib import Path
 
 import pytest
+from minicluster.deploy.doctor import CLOCK_COMMAND, free_bytes, interface_addresses, parse_clock
+from minicluster.deploy.facts import LaunchdJob, parse_launchctl_print
+from minicluster.deploy.inventory import host_data
+from minicluster.deploy.plan import exporter_inputs, homebrew_formula, launchd_environment_command
+from minicluster.deploy.probe import remote_command
+from minicluster.deploy.services import Change, service_commands
+from minicluster.deploy.stack import (
+    Stack,
+    StackError,
+    _check_dashboards,
+    services_touched,
+    validate_commands,
+)
+from minicluster.deploy.wheel import build_wheel
 
-from deploy.facts import LaunchdJob, parse_launchctl_print
-from deploy.inventory import host_data
-from deploy.plan import exporter_inputs, homebrew_formula, launchd_environment_command
-from deploy.probe import remote_command
-from deploy.services import Change, service_commands
-from deploy.stack import Stack, StackError, _check_dashboards, services_touched, validate_commands
-from deploy.wheel import build_wheel
-from minicluster.doctor import CLOCK_COMMAND, free_bytes, interface_addresses, parse_clock
-from minicluster.profiles import local_profile
+from minicluster.core.profiles import local_profile
 from tests.support import free_port
 
 # `launchctl print system/<label>` on macOS 14 (layout as launchd prints it; values made up).
@@ -147,14 +153,14 @@ def test_only_the_exporters_config_sections_restart_it(tmp_path):
 
 def test_launchd_environment_command_uses_only_the_plist_environment():
     plist = {
-        "ProgramArguments": ["/opt/minicluster/venv/bin/python", "-m", "exporters"],
+        "ProgramArguments": ["/opt/minicluster/venv/bin/python", "-m", "minicluster.exporter"],
         "WorkingDirectory": "/opt/minicluster",
         "EnvironmentVariables": {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"},
     }
-    command = launchd_environment_command(plist, "import exporters")
+    command = launchd_environment_command(plist, "import minicluster.exporter")
     assert command == (
         "cd /opt/minicluster && env -i PATH=/usr/bin:/bin PYTHONUNBUFFERED=1 "
-        "/opt/minicluster/venv/bin/python -c 'import exporters'"
+        "/opt/minicluster/venv/bin/python -c 'import minicluster.exporter'"
     )
 
 

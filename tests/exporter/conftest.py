@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from minicluster.exporter.options import Options
+from minicluster.exporter.registry import build_collectors
+from minicluster.exporter.scrape import ScrapeGuard
+from minicluster.exporter.server import ExporterServer
 from prometheus_client.parser import text_string_to_metric_families
-
-from exporters.options import Options
-from exporters.registry import build_collectors
-from exporters.scrape import ScrapeGuard
-from exporters.server import ExporterServer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,12 +74,12 @@ def get(url: str, **kwargs) -> requests.Response:
 
 @pytest.fixture
 def exporter_process(tmp_path):
-    """Run `python -m exporters ARGS` and return (process, url) once it listens."""
+    """Run `python -m minicluster.exporter ARGS` and return (process, url) once it listens."""
     processes: list[subprocess.Popen] = []
 
     def start(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "exporters", *args],
+            [sys.executable, "-m", "minicluster.exporter", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

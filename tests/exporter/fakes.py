@@ -14,9 +14,17 @@ from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
-from exporters.collectors import diskstats, filesystem, gpu, meminfo, netclass, netdev, vmstat
-from exporters.collectors.filesystem import Mount
-from exporters.collectors.process import ProcessStats
+from minicluster.exporter.collectors import (
+    diskstats,
+    filesystem,
+    gpu,
+    meminfo,
+    netclass,
+    netdev,
+    vmstat,
+)
+from minicluster.exporter.collectors.filesystem import Mount
+from minicluster.exporter.collectors.process import ProcessStats
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DARWIN = FIXTURES / "darwin"

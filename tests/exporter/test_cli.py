@@ -1,4 +1,4 @@
-"""`python -m exporters` and `minicluster exporter` as users run them."""
+"""`python -m minicluster.exporter` and `minicluster exporter` as users run them."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import sys
 
 import pytest
 import yaml
+from minicluster.exporter import options as opts
 
-from exporters import options as opts
-from minicluster import discovery
-from minicluster.config import ConfigError, parse_config
+from minicluster.core import discovery
+from minicluster.core.config import ConfigError, parse_config
 from tests.exporter.conftest import get, samples, value
 from tests.support import free_port
 
@@ -51,7 +51,7 @@ def write_config(tmp_path, exporter: dict | None = None, **node_overrides) -> tu
 
 def run_cli(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "exporters", *args],
+        [sys.executable, "-m", "minicluster.exporter", *args],
         capture_output=True,
         text=True,
         timeout=30,
@@ -192,7 +192,7 @@ def test_options_from_config(tmp_path):
             "web_config_file": "/etc/minicluster/web.yml",
         },
     )
-    from minicluster.config import load_config
+    from minicluster.core.config import load_config
 
     config = load_config(config_path)
     options = opts.from_config(config, config.node("mini-red"))

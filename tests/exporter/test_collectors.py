@@ -10,9 +10,7 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
-from prometheus_client import CollectorRegistry
-
-from exporters.collectors import (
+from minicluster.exporter.collectors import (
     boottime,
     cpu,
     diskstats,
@@ -25,9 +23,11 @@ from exporters.collectors import (
     process,
     uname,
 )
-from exporters.collectors import time as time_collector
-from exporters.collectors.peers import Peer
-from exporters.collectors.vmstat import VmstatCollector, parse_vmstat
+from minicluster.exporter.collectors import time as time_collector
+from minicluster.exporter.collectors.peers import Peer
+from minicluster.exporter.collectors.vmstat import VmstatCollector, parse_vmstat
+from prometheus_client import CollectorRegistry
+
 from tests.exporter import fakes
 
 

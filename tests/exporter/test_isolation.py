@@ -7,10 +7,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from minicluster.exporter.collectors.base import Collector
+from minicluster.exporter.scrape import ScrapeGuard
 from prometheus_client.core import GaugeMetricFamily
 
-from exporters.collectors.base import Collector
-from exporters.scrape import ScrapeGuard
 from tests.exporter.conftest import get, make_options, samples, value
 from tests.exporter.fakes import linux_sources
 
@@ -151,7 +151,7 @@ def test_scrape_cap_answers_503_beyond_it(serve, tmp_path):
 
 
 def test_every_real_collector_succeeds_on_this_machine(tmp_path):
-    from exporters.registry import build_collectors
+    from minicluster.exporter.registry import build_collectors
 
     collectors = build_collectors(make_options(tmp_path))
     families = ScrapeGuard(collectors, timeout_seconds=5).scrape()

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from minicluster.config import load_config
+from minicluster.core.config import load_config
 from minicluster.render.launchd import dumps, exporter_plist
 from tests.exporter.conftest import REPO, get, value
 from tests.support import free_port, wait_until

@@ -85,7 +85,7 @@ class NamespacedExporter:
     def __init__(self, ns: str):
         self.ns = ns
         self.process = subprocess.Popen(
-            in_ns(ns, sys.executable, "-m", "exporters", "--listen", "127.0.0.1:0"),
+            in_ns(ns, sys.executable, "-m", "minicluster.exporter", "--listen", "127.0.0.1:0"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from minicluster.config import Config, load_config
+from minicluster.core.config import Config, load_config
 from tests.hosts import sshd
 from tests.hosts.network import HOST_INTERFACE, Lan, create_lan
 from tests.hosts.wheelhouse import wheelhouse

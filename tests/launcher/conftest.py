@@ -11,8 +11,8 @@ import psutil
 import pytest
 import yaml
 
-from minicluster.config import Config, ConfigError, parse_config
-from minicluster.profiles import local_profile
+from minicluster.core.config import Config, ConfigError, parse_config
+from minicluster.core.profiles import local_profile
 from tests.hosts.fixtures import two_minis  # noqa: F401  (the simulated Minis)
 from tests.support import free_port
 

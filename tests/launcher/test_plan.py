@@ -6,10 +6,10 @@ import shlex
 
 import pytest
 
-from minicluster.config import ConfigError, load_config
+from minicluster.core.config import ConfigError, load_config
+from minicluster.core.layout import config_path as installed_config_path
 from minicluster.launcher.plan import JobOptions, new_job_id, plan_job, with_overrides
 from minicluster.launcher.remote import PID_MARK, remote_shell_command
-from minicluster.render.layout import config_path as installed_config_path
 from tests.launcher.conftest import loopback_config
 
 REPO_CONFIG = "config.yaml"
@@ -42,7 +42,7 @@ def test_every_node_runs_torchrun_with_its_venv_python_and_the_masters_rendezvou
         trainer = argv[argv.index("--") + 1 :]
         assert argv[argv.index("--") - 1] == "-m"
         assert trainer == [
-            "trainer",
+            "minicluster.trainer",
             "--config",
             "/opt/minicluster/config.yaml",
             "--node",

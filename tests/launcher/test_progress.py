@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from minicluster.core.logformat import LogLine
 from minicluster.launcher.progress import JobProgress, RankSteps
-from minicluster.logformat import LogLine
 
 
 def _step(rank: int, step: int, target: int = 100) -> LogLine:

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from minicluster.config import load_config
+from minicluster.core.config import load_config
 from minicluster.launcher.clock import measure
 from minicluster.launcher.plan import NodeCommand
 from minicluster.launcher.remote import (

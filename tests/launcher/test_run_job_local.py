@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from minicluster.logformat import parse_line
+from minicluster.core.logformat import parse_line
 from tests.launcher.conftest import cli, processes_naming, run_cli
 from tests.support import as_foreground_job, free_port, wait_until
 
@@ -119,7 +119,7 @@ def _trainers(launcher: subprocess.Popen) -> list[psutil.Process]:
         tree = psutil.Process(launcher.pid).children(recursive=True)
     except psutil.Error:
         return []
-    return [p for p in tree if "-m trainer" in " ".join(p.cmdline())]
+    return [p for p in tree if "-m minicluster.trainer" in " ".join(p.cmdline())]
 
 
 def _rank_log_has_steps(config_dir: Path) -> bool:

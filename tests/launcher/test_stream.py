@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from minicluster.core.logformat import format_line, parse_line
 from minicluster.launcher.stream import (
     MergedLog,
     read_merged_file,
@@ -11,7 +12,6 @@ from minicluster.launcher.stream import (
     tag_line,
     write_sorted,
 )
-from minicluster.logformat import format_line, parse_line
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z

@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from rich.console import Console
 
+from minicluster.core.logformat import LogLine
 from minicluster.launcher.summary import (
     link_speed_bytes,
     rank_summaries,
@@ -15,7 +16,6 @@ from minicluster.launcher.summary import (
     summary_table,
     write_record,
 )
-from minicluster.logformat import LogLine
 from tests.launcher.conftest import loopback_config
 
 

@@ -21,8 +21,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from minicluster.core.logformat import parse_line
 from minicluster.launcher.prom import Prometheus
-from minicluster.logformat import parse_line
 from tests.hosts.network import HOST_INTERFACE, ip
 from tests.launcher.conftest import cli
 from tests.support import as_foreground_job, require_tool, wait_until, without_outer_make
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.netns]
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 20
 PG_TIMEOUT = 10  # seconds: a dead peer must fail the job this fast, not in gloo's 30 minutes
-JOB_PROCESS_MARKERS = ("torch.distributed.run", "-m trainer")
+JOB_PROCESS_MARKERS = ("torch.distributed.run", "-m minicluster.trainer")
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -213,7 +213,8 @@ def test_ctrl_c_on_make_run_job_leaves_no_trainer_on_either_host(minis, tmp_path
         for host in cluster.hosts.values():
             wait_until(
                 lambda host=host: any(
-                    "-m trainer" in " ".join(p.cmdline()) for p in _job_processes(cluster, host)
+                    "-m minicluster.trainer" in " ".join(p.cmdline())
+                    for p in _job_processes(cluster, host)
                 ),
                 f"a rank on {host.name}",
                 timeout=180,

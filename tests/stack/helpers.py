@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from minicluster.config import Config, load_config, parse_config
-from minicluster.profiles import local_profile
+from minicluster.core.config import Config, load_config, parse_config
+from minicluster.core.profiles import local_profile
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "prometheus" / "rules"

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from minicluster import discovery
-from minicluster.config import Config, parse_config
-from minicluster.localstack import LocalStack
-from minicluster.logformat import parse_line
+from minicluster.core import discovery
+from minicluster.core.config import Config, parse_config
+from minicluster.core.logformat import parse_line
+from minicluster.demo.localstack import LocalStack
 from minicluster.render.bundle import write_bundle
 from tests.stack.helpers import local_config
 from tests.support import free_port, require_tool, wait_until

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from minicluster.config import load_config
+from minicluster.core.config import load_config
 from minicluster.render.bundle import repository_files
 from tests.stack.helpers import REPO
 

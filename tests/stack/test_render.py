@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 
 from minicluster.cli import main
-from minicluster.render import bundle, grafana, layout
+from minicluster.core import layout
+from minicluster.render import bundle, grafana
 from tests.stack.helpers import local_config, repo_config
 from tests.support import require_tool
 
@@ -199,7 +200,7 @@ def test_grafana_secret_inside_the_repository_is_refused(tmp_path):
     data["grafana"]["admin_password_file"] = str(
         Path(__file__).resolve().parents[2] / "grafana-admin-password"
     )
-    from minicluster.config import ConfigError, parse_config
+    from minicluster.core.config import ConfigError, parse_config
 
     config = parse_config(data, "<test>")
     try:
@@ -247,7 +248,7 @@ def test_launchd_plists_use_absolute_paths_and_the_node_layout(tmp_path):
     assert exporter["ProgramArguments"] == [
         "/opt/minicluster/venv/bin/python",
         "-m",
-        "exporters",
+        "minicluster.exporter",
         "--config",
         "/opt/minicluster/config.yaml",
         "--node",

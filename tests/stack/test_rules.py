@@ -156,7 +156,7 @@ def test_every_alert_has_a_runbook_section():
 def test_thresholds_come_from_the_config(tmp_path):
     data = repo_config(tmp_path).model_dump(mode="json")
     data["alerts"].update(cpu_saturated_ratio=0.75, trainer_stalled_minutes=0.25)
-    from minicluster.config import parse_config
+    from minicluster.core.config import parse_config
 
     by_name = {r.get("alert"): r for r in rules.all_rules(parse_config(data, "<test>"))}
     assert by_name["NodeCPUSaturated"]["expr"] == "node:cpu_utilisation:ratio > 0.75"

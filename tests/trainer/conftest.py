@@ -19,8 +19,8 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from minicluster.logformat import LogLine, parse_line
-from minicluster.profiles import local_profile
+from minicluster.core.logformat import LogLine, parse_line
+from minicluster.core.profiles import local_profile
 from tests.support import wait_until
 
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
@@ -200,7 +200,7 @@ class Launcher:
             "--monitor-interval=0.1",
             "-m",
             "--",  # keeps torchrun's argparse away from the trainer's flags
-            "trainer",
+            "minicluster.trainer",
             f"--job-id={job_id}",
             f"--metrics-base-port={base_port}",
             *trainer_args,

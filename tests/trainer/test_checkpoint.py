@@ -8,9 +8,8 @@ import sys
 
 import pytest
 import torch
-
-from trainer import checkpoint
-from trainer.checkpoint import KEEP, CheckpointStore
+from minicluster.trainer import checkpoint
+from minicluster.trainer.checkpoint import KEEP, CheckpointStore
 
 
 def state(step: int) -> dict:

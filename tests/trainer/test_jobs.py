@@ -203,7 +203,8 @@ def test_without_torchrun_and_without_metrics(tmp_path):
     port = free_port_pair()
     run = subprocess.run(
         [
-            sys.executable, "-m", "trainer", "--steps=6", "--batch-size=4", "--log-interval=3",
+            sys.executable, "-m", "minicluster.trainer", "--steps=6", "--batch-size=4",
+            "--log-interval=3",
             "--no-metrics", f"--metrics-base-port={port}", f"--run-dir={tmp_path / 'run'}",
             f"--log-dir={tmp_path / 'logs'}", f"--checkpoint-dir={tmp_path / 'ckpt'}",
             "--checkpoint-interval=0", "--job-id=solo", "--linger=30",
@@ -237,7 +238,10 @@ def test_without_torchrun_and_without_metrics(tmp_path):
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path, args, message):
     run = subprocess.run(
-        [sys.executable, "-m", "trainer", *args, f"--log-dir={tmp_path}", f"--run-dir={tmp_path}"],
+        [
+            sys.executable, "-m", "minicluster.trainer", *args,
+            f"--log-dir={tmp_path}", f"--run-dir={tmp_path}",
+        ],
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 2, run.stderr

@@ -10,11 +10,18 @@ import psutil
 import pytest
 import requests
 import torch
+from minicluster.trainer.metrics import (
+    LossMeter,
+    NullSink,
+    PrometheusSink,
+    RunInfo,
+    RunStats,
+    TrainerCollector,
+)
+from minicluster.trainer.process_metrics import PsutilProcessCollector
 from prometheus_client import CollectorRegistry
 
 from tests.support import free_port
-from trainer.metrics import LossMeter, NullSink, PrometheusSink, RunInfo, RunStats, TrainerCollector
-from trainer.process_metrics import PsutilProcessCollector
 
 INFO = RunInfo(
     job_id="j7", world_size=4, backend="gloo", device="mps", model="transformer", parameters=1234

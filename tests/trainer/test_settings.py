@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from minicluster.trainer.distributed import backend_for, gloo_interface, pick_device, rank_env
+from minicluster.trainer.settings import build_parser, resolve
+from minicluster.trainer.trainer import use_staged_path
 
-from minicluster.config import ConfigError
+from minicluster.core.config import ConfigError
 from tests.trainer.conftest import write_config
-from trainer.distributed import backend_for, gloo_interface, pick_device, rank_env
-from trainer.settings import build_parser, resolve
-from trainer.trainer import use_staged_path
 
 
 def settings(*argv: str, env: dict | None = None):

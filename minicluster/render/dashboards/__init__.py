@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import warnings
 
-from minicluster.config import Config
+from minicluster.core.config import Config
 
 # grafana-foundation-sdk 0.0.21 warns on import that its v1 dashboard model is superseded
 # by the v2 schema (Grafana 12 only); v1 with schemaVersion 42 is what we target on purpose.

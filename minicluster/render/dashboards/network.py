@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from minicluster.config import Config
+from minicluster.core.config import Config
 from minicluster.render.dashboards.common import (
     NOT_LOOPBACK,
     new_dashboard,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 
-from minicluster.config import Config
+from minicluster.core.config import Config
 from minicluster.render.dashboards.common import (
     DATASOURCE,
     new_dashboard,

@@ -2,7 +2,7 @@
 
 The demo and the live-stack tests use this instead of launchd: Prometheus and
 Alertmanager with the same command lines their LaunchDaemons use (from
-minicluster.render.launchd), and exporters with `python -m exporters`. Every service is
+minicluster.render.launchd), and exporters with `python -m minicluster.exporter`. Every service is
 started in its own session with its output in a log file, waited on until its readiness
 endpoint answers, and stopped by its PID (SIGTERM, then SIGKILL).
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from minicluster.config import Config, NodeSettings
+from minicluster.core.config import Config, NodeSettings
 from minicluster.render import launchd
 
 READY_TIMEOUT_SECONDS = 60.0
@@ -198,12 +198,20 @@ class LocalStack:
         python: str = sys.executable,
         timeout: float = READY_TIMEOUT_SECONDS,
     ) -> Service:
-        """`python -m exporters --config FILE --node NAME`; ready = /-/healthy.
+        """`python -m minicluster.exporter --config FILE --node NAME`; ready = /-/healthy.
 
         `config_file` must hold the same config (Config.to_yaml()) so the exporter
         listens where Prometheus scrapes. `python` defaults to this interpreter.
         """
-        command = [python, "-m", "exporters", "--config", str(config_file), "--node", node.name]
+        command = [
+            python,
+            "-m",
+            "minicluster.exporter",
+            "--config",
+            str(config_file),
+            "--node",
+            node.name,
+        ]
         url = http_url(node.address, node.exporter_port)
         return self._started(
             start_service(

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from minicluster.config import NodeSettings
+from minicluster.core.config import NodeSettings
 
 
 def config_path(node: NodeSettings) -> str:

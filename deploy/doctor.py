@@ -29,13 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from deploy.inventory import build_state
-from deploy.plan import launchd_environment_command
-from deploy.probe import remote_command
-from deploy.run import connect
-from deploy.services import plist_path
-from minicluster.config import Config, NodeSettings
-from minicluster.render import layout
+from minicluster.deploy.inventory import build_state
+from minicluster.deploy.plan import launchd_environment_command
+from minicluster.deploy.probe import remote_command
+from minicluster.deploy.run import connect
+from minicluster.deploy.services import plist_path
+
+from minicluster.core import layout
+from minicluster.core.config import Config, NodeSettings
 from minicluster.render.launchd import exporter_label
 
 # Room for a few checkpoints of the models this project trains (well under 100 MB each),
@@ -48,7 +49,7 @@ CLOCK_COMMAND = (
     't=$(date +%s.%N); case "$t" in *N) '
     'perl -MTime::HiRes=time -e \'printf("%.6f\\n", time)\';; *) echo "$t";; esac'
 )
-IMPORTS = "import minicluster, exporters, trainer, torch"
+IMPORTS = "import minicluster.exporter, minicluster.trainer, torch"
 
 
 @dataclass(frozen=True)

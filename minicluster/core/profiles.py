@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from minicluster.config import Config, parse_config
+from minicluster.core.config import Config, parse_config
 
 LOCAL_SOURCE = "<local profile>"
 

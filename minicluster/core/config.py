@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from minicluster.core.collectors import COLLECTOR_NAMES
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Ratio = Annotated[float, Field(gt=0, le=1)]
@@ -359,11 +361,8 @@ def check_config(config: Config, source: str) -> None:
         )
 
     for disabled in config.exporter.disabled_collectors:
-        # Imported late: the collector registry imports psutil, which config users may not need.
-        from exporters.registry import collector_names
-
-        if disabled not in collector_names():
-            known = ", ".join(sorted(collector_names()))
+        if disabled not in COLLECTOR_NAMES:
+            known = ", ".join(sorted(COLLECTOR_NAMES))
             raise ConfigError(
                 source, "exporter.disabled_collectors", f"unknown collector {disabled!r} ({known})"
             )
