@@ -48,11 +48,6 @@ import psutil
 import requests
 import torch
 import torch.distributed as dist
-from minicluster.trainer.comm_hook import CommStats, CountingHookState, counting_allreduce_hook
-from minicluster.trainer.data import build_stream
-from minicluster.trainer.metrics import PrometheusSink, RunInfo, RunStats, TrainerCollector
-from minicluster.trainer.models import build_model, language_model_loss
-from minicluster.trainer.process_metrics import PsutilProcessCollector
 from prometheus_client import generate_latest
 from rich.console import Console
 from rich.table import Table
@@ -62,6 +57,11 @@ from torch.nn.parallel import DistributedDataParallel
 from minicluster.core.config import TrainerSettings
 from minicluster.core.logformat import parse_line
 from minicluster.launcher.summary import rank_summaries, summarize
+from minicluster.trainer.comm_hook import CommStats, CountingHookState, counting_allreduce_hook
+from minicluster.trainer.data import build_stream
+from minicluster.trainer.metrics import PrometheusSink, RunInfo, RunStats, TrainerCollector
+from minicluster.trainer.models import build_model, language_model_loss
+from minicluster.trainer.process_metrics import PsutilProcessCollector
 
 NPROC = 2
 

@@ -29,14 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from minicluster.core import layout
+from minicluster.core.config import Config, NodeSettings
 from minicluster.deploy.inventory import build_state
 from minicluster.deploy.plan import launchd_environment_command
 from minicluster.deploy.probe import remote_command
 from minicluster.deploy.run import connect
 from minicluster.deploy.services import plist_path
-
-from minicluster.core import layout
-from minicluster.core.config import Config, NodeSettings
 from minicluster.render.launchd import exporter_label
 
 # Room for a few checkpoints of the models this project trains (well under 100 MB each),

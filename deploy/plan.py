@@ -21,9 +21,6 @@ from dataclasses import dataclass, field
 from io import BytesIO, StringIO
 from pathlib import PurePosixPath
 
-from minicluster.deploy import services, stack
-from minicluster.deploy.facts import Executable, LaunchdService, TextFile, TreeDigest
-from minicluster.deploy.wheel import Wheel
 from pyinfra.api import Host, State
 from pyinfra.api.operation import add_op
 from pyinfra.facts.server import Kernel
@@ -31,6 +28,9 @@ from pyinfra.operations import brew, files, server
 
 from minicluster.core import layout
 from minicluster.core.config import Config, NodeSettings
+from minicluster.deploy import services, stack
+from minicluster.deploy.facts import Executable, LaunchdService, TextFile, TreeDigest
+from minicluster.deploy.wheel import Wheel
 from minicluster.render.bundle import PRIVATE
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 

@@ -8,11 +8,6 @@ import tempfile
 from pathlib import Path
 
 import gevent
-from minicluster.deploy.inventory import build_state
-from minicluster.deploy.plan import HostPlan, PlanError, plan_host
-from minicluster.deploy.stack import Stack, StackError, render_stack
-from minicluster.deploy.verify import MasterProbe, VerifyError, last_reload_timestamp, verify
-from minicluster.deploy.wheel import WheelBuildError, build_wheel, existing_wheel
 from pyinfra.api import BaseStateCallback, Host, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.exceptions import PyinfraError
@@ -21,6 +16,11 @@ from pyinfra.context import ctx_state
 from rich.console import Console
 
 from minicluster.core.config import Config
+from minicluster.deploy.inventory import build_state
+from minicluster.deploy.plan import HostPlan, PlanError, plan_host
+from minicluster.deploy.stack import Stack, StackError, render_stack
+from minicluster.deploy.verify import MasterProbe, VerifyError, last_reload_timestamp, verify
+from minicluster.deploy.wheel import WheelBuildError, build_wheel, existing_wheel
 
 # pyinfra logs every step; the deploy prints its own summary (and every failure's output).
 logging.getLogger("pyinfra").setLevel(logging.CRITICAL)

@@ -19,7 +19,6 @@ import shlex
 from dataclasses import dataclass
 
 from minicluster.deploy.facts import LaunchdJob
-
 from minicluster.render.launchd import LAUNCH_DAEMONS_DIR
 
 

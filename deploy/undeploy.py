@@ -10,11 +10,6 @@ from __future__ import annotations
 import contextlib
 import shlex
 
-from minicluster.deploy import services
-from minicluster.deploy.facts import LaunchdService
-from minicluster.deploy.inventory import build_state
-from minicluster.deploy.run import connect
-from minicluster.deploy.stack import staging_dir
 from pyinfra.api import Host, State
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operation import add_op
@@ -24,6 +19,11 @@ from rich.console import Console
 
 from minicluster.core import layout
 from minicluster.core.config import Config, NodeSettings
+from minicluster.deploy import services
+from minicluster.deploy.facts import LaunchdService
+from minicluster.deploy.inventory import build_state
+from minicluster.deploy.run import connect
+from minicluster.deploy.stack import staging_dir
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 
 MASTER_SERVICES = ("prometheus", "alertmanager", "grafana")

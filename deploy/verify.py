@@ -15,12 +15,12 @@ import json
 import time
 from dataclasses import dataclass
 
-from minicluster.deploy.probe import remote_command
-from minicluster.deploy.stack import Stack
 from pyinfra.api import Host
 
 from minicluster.core import layout
 from minicluster.core.config import Config
+from minicluster.deploy.probe import remote_command
+from minicluster.deploy.stack import Stack
 
 EXPORTER_WAIT_SECONDS = 60
 SERVICE_WAIT_SECONDS = 60

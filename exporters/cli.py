@@ -10,13 +10,12 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from minicluster.core.config import Config, ConfigError, load_config
 from minicluster.exporter import options as opts
 from minicluster.exporter.registry import build_collectors, collector_names
 from minicluster.exporter.scrape import ScrapeGuard
 from minicluster.exporter.server import ExporterServer
 from minicluster.exporter.webconfig import load_web_config
-
-from minicluster.core.config import Config, ConfigError, load_config
 
 EXIT_USAGE = 2
 log = logging.getLogger("exporters")

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from minicluster.exporter.collectors.peers import Peer
 
 from minicluster.core.config import Config, ConfigError, ExporterSettings, NodeSettings
 from minicluster.core.profiles import default_state_dir
+from minicluster.exporter.collectors.peers import Peer
 
 # Without a config file nothing says which address is meant to be reachable: stay local.
 DEFAULT_LISTEN = ("127.0.0.1", 9100)

@@ -24,8 +24,9 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from minicluster.exporter.collectors.base import Collector
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+from minicluster.exporter.collectors.base import Collector
 
 log = logging.getLogger("exporters")
 

@@ -21,12 +21,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from minicluster.core import discovery
 from minicluster.exporter.exposition import CONTENT_TYPE, TextEncoder
 from minicluster.exporter.options import Options
 from minicluster.exporter.scrape import ScrapeGuard
 from minicluster.exporter.webconfig import BasicAuth
-
-from minicluster.core import discovery
 
 log = logging.getLogger("exporters")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from minicluster.trainer.settings import settings_from_argv
-from minicluster.trainer.trainer import Trainer
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from minicluster.core.config import ConfigError
+from minicluster.trainer.settings import settings_from_argv
+from minicluster.trainer.trainer import Trainer
 
 EXIT_USAGE = 2
 

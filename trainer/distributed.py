@@ -16,9 +16,9 @@ from datetime import timedelta
 import psutil
 import torch
 import torch.distributed as dist
-from minicluster.trainer.rendezvous import session_store
 
 from minicluster.core.config import ConfigError
+from minicluster.trainer.rendezvous import session_store
 
 GLOO_IFNAME = "GLOO_SOCKET_IFNAME"
 

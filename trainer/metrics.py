@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-from minicluster.trainer.comm_hook import CommStats
-from minicluster.trainer.process_metrics import PsutilProcessCollector
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -24,6 +22,9 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+
+from minicluster.trainer.comm_hook import CommStats
+from minicluster.trainer.process_metrics import PsutilProcessCollector
 
 PHASES = ("data", "forward", "backward", "comm", "optimizer", "staging")
 # Steps of a tiny model on a Mini take about a millisecond; a large one, seconds.

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import psutil
-from minicluster.exporter.collectors.process import ProcessCollector, ProcessReader
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+
+from minicluster.exporter.collectors.process import ProcessCollector, ProcessReader
 
 
 class PsutilProcessCollector(Collector):

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from minicluster.trainer.comm_hook import CommStats
 from torch import nn
+
+from minicluster.trainer.comm_hook import CommStats
 
 # DDP's default bucket size (bucket_cap_mb=25): a few large messages beat many small ones.
 BUCKET_BYTES = 25 * 1024 * 1024

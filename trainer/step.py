@@ -21,11 +21,12 @@ from __future__ import annotations
 import time
 
 import torch
+from torch import nn
+
 from minicluster.trainer.data import BatchStream
 from minicluster.trainer.metrics import RunStats
 from minicluster.trainer.models import language_model_loss
 from minicluster.trainer.staged import StagedAllReduce
-from torch import nn
 
 
 class TrainStep:

@@ -17,6 +17,10 @@ import time
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from minicluster.core import discovery
+from minicluster.core.config import ConfigError
 from minicluster.trainer.checkpoint import CheckpointStore, agree_on_resume_step, gather_counters
 from minicluster.trainer.comm_hook import CountingHookState, counting_allreduce_hook
 from minicluster.trainer.data import build_stream
@@ -27,10 +31,6 @@ from minicluster.trainer.models import build_model, gradient_bytes, parameter_co
 from minicluster.trainer.settings import CLI_SOURCE, RunSettings
 from minicluster.trainer.staged import StagedAllReduce
 from minicluster.trainer.step import TrainStep
-from torch.nn.parallel import DistributedDataParallel
-
-from minicluster.core import discovery
-from minicluster.core.config import ConfigError
 
 CHECKPOINT_FORMAT = 1
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import psutil
-from minicluster.exporter.collectors.base import Collector, register
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+from minicluster.exporter.collectors.base import Collector, register
 
 
 @register

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import psutil
-from minicluster.exporter.collectors.base import Collector, register
 from prometheus_client.core import CounterMetricFamily, Metric
+
+from minicluster.exporter.collectors.base import Collector, register
 
 # Guest time is already inside user/nice on Linux; node_exporter publishes it apart.
 GUEST_MODES = {"guest": "user", "guest_nice": "nice"}

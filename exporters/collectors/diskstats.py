@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psutil
-from minicluster.exporter.collectors.base import Collector, register
 from prometheus_client.core import CounterMetricFamily, Metric
+
+from minicluster.exporter.collectors.base import Collector, register
 
 # node_exporter's default --collector.diskstats.device-exclude.
 IGNORED_DEVICES = re.compile(r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psutil
-from minicluster.exporter.collectors.base import Collector, register
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+from minicluster.exporter.collectors.base import Collector, register
 
 # node_exporter's defaults for --collector.filesystem.{fs-types,mount-points}-exclude.
 EXCLUDE = {

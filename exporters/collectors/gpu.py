@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from prometheus_client.core import GaugeMetricFamily, Metric
+
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import DARWIN_ONLY, Collector, register
-from prometheus_client.core import GaugeMetricFamily, Metric
 
 _ENTRY = re.compile(r"^\+-o ", re.MULTILINE)
 _STATISTICS = re.compile(r'^\s*"PerformanceStatistics" = \{(.*)\}\s*$', re.MULTILINE)

@@ -13,9 +13,10 @@ import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import Collector, for_platform, register
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 _PARENTHESES = re.compile(r"\((.*)\)")
 

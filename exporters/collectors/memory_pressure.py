@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from prometheus_client.core import GaugeMetricFamily, Metric
+
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import DARWIN_ONLY, Collector, register
-from prometheus_client.core import GaugeMetricFamily, Metric
 
 SYSCTL = "kern.memorystatus_vm_pressure_level"
 LEVELS = {1: "normal", 2: "warn", 4: "critical"}

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psutil
+from prometheus_client.core import GaugeMetricFamily, Metric
+
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import Collector, register
-from prometheus_client.core import GaugeMetricFamily, Metric
 
 KINDS = ("ethernet", "wifi", "thunderbolt", "loopback", "other")
 SYS_CLASS_NET = "/sys/class/net"

@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psutil
+from prometheus_client.core import CounterMetricFamily, Metric
+
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import Collector, for_platform, register
-from prometheus_client.core import CounterMetricFamily, Metric
 
 # struct ifmibdata (<net/if_mib.h>): name[16], pcount, flags, snd_len, snd_maxlen, snd_drops,
 # filler[4], then struct if_data64 (<net/if_var.h>, #pragma pack(4), so the 64-bit fields

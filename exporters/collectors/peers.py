@@ -15,8 +15,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from minicluster.exporter.collectors.base import Collector, register
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+from minicluster.exporter.collectors.base import Collector, register
 
 
 @dataclass(frozen=True)

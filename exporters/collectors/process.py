@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psutil
-from minicluster.exporter.collectors.base import Collector, register
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from minicluster.exporter.collectors.base import Collector, register
 
 
 @dataclass(frozen=True)

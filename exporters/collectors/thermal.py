@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from prometheus_client.core import GaugeMetricFamily, Metric
+
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import DARWIN_ONLY, Collector, register
-from prometheus_client.core import GaugeMetricFamily, Metric
 
 STATES = ("nominal", "moderate", "heavy", "trapping", "sleeping")
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from minicluster.exporter.collectors.base import Collector, register
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+from minicluster.exporter.collectors.base import Collector, register
 
 
 @register

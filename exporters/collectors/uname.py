@@ -6,8 +6,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from minicluster.exporter.collectors.base import Collector, register
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+from minicluster.exporter.collectors.base import Collector, register
 
 LABELS = ("sysname", "release", "version", "machine", "nodename", "domainname")
 

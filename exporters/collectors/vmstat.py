@@ -11,8 +11,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from minicluster.exporter.collectors.base import Collector, register
 from prometheus_client.core import Metric, UnknownMetricFamily
+
+from minicluster.exporter.collectors.base import Collector, register
 
 # node_exporter's --collector.vmstat.fields default.
 FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault).*")

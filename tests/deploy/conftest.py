@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from minicluster.deploy.wheel import build_wheel
 
+from minicluster.deploy.wheel import build_wheel
 from tests.hosts.cluster import SimulatedCluster
 from tests.hosts.fixtures import two_minis  # noqa: F401  (the session-wide pair)
 

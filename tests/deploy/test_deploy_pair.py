@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from minicluster.deploy.stack import render_stack
 
+from minicluster.deploy.stack import render_stack
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 from tests.deploy.conftest import Deployed, Run
 from tests.support import wait_until

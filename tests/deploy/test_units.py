@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from minicluster.core.profiles import local_profile
 from minicluster.deploy.doctor import CLOCK_COMMAND, free_bytes, interface_addresses, parse_clock
 from minicluster.deploy.facts import LaunchdJob, parse_launchctl_print
 from minicluster.deploy.inventory import host_data
@@ -26,8 +28,6 @@ from minicluster.deploy.stack import (
     validate_commands,
 )
 from minicluster.deploy.wheel import build_wheel
-
-from minicluster.core.profiles import local_profile
 from tests.support import free_port
 
 # `launchctl print system/<label>` on macOS 14 (layout as launchd prints it; values made up).

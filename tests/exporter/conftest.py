@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
+
 from minicluster.exporter.options import Options
 from minicluster.exporter.registry import build_collectors
 from minicluster.exporter.scrape import ScrapeGuard
 from minicluster.exporter.server import ExporterServer
-from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 

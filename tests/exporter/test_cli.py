@@ -10,10 +10,10 @@ import sys
 
 import pytest
 import yaml
-from minicluster.exporter import options as opts
 
 from minicluster.core import discovery
 from minicluster.core.config import ConfigError, parse_config
+from minicluster.exporter import options as opts
 from tests.exporter.conftest import get, samples, value
 from tests.support import free_port
 

@@ -10,6 +10,8 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
+from prometheus_client import CollectorRegistry
+
 from minicluster.exporter.collectors import (
     boottime,
     cpu,
@@ -26,8 +28,6 @@ from minicluster.exporter.collectors import (
 from minicluster.exporter.collectors import time as time_collector
 from minicluster.exporter.collectors.peers import Peer
 from minicluster.exporter.collectors.vmstat import VmstatCollector, parse_vmstat
-from prometheus_client import CollectorRegistry
-
 from tests.exporter import fakes
 
 

@@ -10,13 +10,13 @@ import re
 import struct
 
 import pytest
+from prometheus_client import CollectorRegistry
+
 from minicluster.exporter import macos
 from minicluster.exporter.collectors import gpu, meminfo, memory_pressure, netclass, netdev, thermal
 from minicluster.exporter.options import Options
 from minicluster.exporter.registry import build_collectors
 from minicluster.exporter.scrape import run_collector
-from prometheus_client import CollectorRegistry
-
 from tests.exporter import fakes
 from tests.exporter.fakes import DARWIN, read_hex
 

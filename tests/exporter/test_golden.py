@@ -13,9 +13,9 @@ import re
 import subprocess
 
 import pytest
-from minicluster.exporter.exposition import TextEncoder
 from prometheus_client.exposition import generate_latest
 
+from minicluster.exporter.exposition import TextEncoder
 from tests.exporter.conftest import get, make_options, samples, value
 from tests.exporter.fakes import FIXTURES, darwin_sources, linux_sources
 from tests.support import free_port, require_tool, wait_until
@@ -128,8 +128,9 @@ def test_encoder_output_parses_back_to_prometheus_clients_samples(tmp_path):
 
 
 def test_encoder_series_cache_is_bounded():
-    from minicluster.exporter import exposition
     from prometheus_client.core import GaugeMetricFamily
+
+    from minicluster.exporter import exposition
 
     encoder = TextEncoder()
     for start in range(0, exposition.MAX_CACHED_SERIES * 2, 1000):

@@ -7,10 +7,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from minicluster.exporter.collectors.base import Collector
-from minicluster.exporter.scrape import ScrapeGuard
 from prometheus_client.core import GaugeMetricFamily
 
+from minicluster.exporter.collectors.base import Collector
+from minicluster.exporter.scrape import ScrapeGuard
 from tests.exporter.conftest import get, make_options, samples, value
 from tests.exporter.fakes import linux_sources
 

@@ -11,11 +11,11 @@ import subprocess
 import bcrypt
 import pytest
 import requests
-from minicluster.exporter import webconfig
-from minicluster.exporter.webconfig import BasicAuth, load_web_config
 
 from minicluster.core import discovery
 from minicluster.core.config import ConfigError
+from minicluster.exporter import webconfig
+from minicluster.exporter.webconfig import BasicAuth, load_web_config
 from tests.exporter.conftest import get, make_options, value
 from tests.exporter.fakes import linux_sources
 from tests.support import free_port, require_tool

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+
 from minicluster.trainer import checkpoint
 from minicluster.trainer.checkpoint import KEEP, CheckpointStore
 

@@ -10,14 +10,14 @@ from datetime import timedelta
 import pytest
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from minicluster.core.config import TrainerSettings
 from minicluster.trainer.checkpoint import CheckpointStore, agree_on_resume_step, gather_counters
 from minicluster.trainer.comm_hook import CommStats, CountingHookState, counting_allreduce_hook
 from minicluster.trainer.data import build_stream
 from minicluster.trainer.models import build_model, gradient_bytes, language_model_loss
 from minicluster.trainer.staged import StagedAllReduce
-from torch.nn.parallel import DistributedDataParallel
-
-from minicluster.core.config import TrainerSettings
 
 SETTINGS = TrainerSettings(
     model="transformer", hidden_size=32, layers=2, heads=4, vocab_size=32, seq_len=16,

@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
-from minicluster.trainer.data import BatchStream, ResumableSampler, SyntheticSequences, build_stream
-from minicluster.trainer.models import build_model, language_model_loss
 
 from minicluster.core.config import ConfigError, TrainerSettings
+from minicluster.trainer.data import BatchStream, ResumableSampler, SyntheticSequences, build_stream
+from minicluster.trainer.models import build_model, language_model_loss
 
 
 def shards(size: int, world: int, epoch: int, seed: int = 0) -> list[list[int]]:

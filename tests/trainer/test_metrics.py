@@ -10,6 +10,8 @@ import psutil
 import pytest
 import requests
 import torch
+from prometheus_client import CollectorRegistry
+
 from minicluster.trainer.metrics import (
     LossMeter,
     NullSink,
@@ -19,8 +21,6 @@ from minicluster.trainer.metrics import (
     TrainerCollector,
 )
 from minicluster.trainer.process_metrics import PsutilProcessCollector
-from prometheus_client import CollectorRegistry
-
 from tests.support import free_port
 
 INFO = RunInfo(

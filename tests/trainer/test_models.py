@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from minicluster.trainer.models import build_model, gradient_bytes, parameter_count
 
 from minicluster.core.config import ConfigError, TrainerSettings
+from minicluster.trainer.models import build_model, gradient_bytes, parameter_count
 from tests.trainer.conftest import mlp_parameters, transformer_parameters
 
 SMALL = dict(hidden_size=16, layers=2, heads=4, vocab_size=12, seq_len=8)

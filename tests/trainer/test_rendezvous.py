@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import torch.distributed as dist
+
 from minicluster.trainer.rendezvous import PREFIX, agree_on_session
 
 TIMEOUT = timedelta(seconds=20)

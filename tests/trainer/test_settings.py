@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from minicluster.core.config import ConfigError
 from minicluster.trainer.distributed import backend_for, gloo_interface, pick_device, rank_env
 from minicluster.trainer.settings import build_parser, resolve
 from minicluster.trainer.trainer import use_staged_path
-
-from minicluster.core.config import ConfigError
 from tests.trainer.conftest import write_config
 
 
