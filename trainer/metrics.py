@@ -23,10 +23,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from minicluster.core.metrics import PHASES
 from minicluster.trainer.comm_hook import CommStats
 from minicluster.trainer.process_metrics import PsutilProcessCollector
 
-PHASES = ("data", "forward", "backward", "comm", "optimizer", "staging")
 # Steps of a tiny model on a Mini take about a millisecond; a large one, seconds.
 STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BUCKET_LATENCY_BUCKETS = (

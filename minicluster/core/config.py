@@ -12,6 +12,7 @@ import ipaddress
 import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -202,6 +203,37 @@ class AlertThresholds(_Section):
     straggler_ratio: Ratio = 0.8
     comm_fraction_max: Ratio = 0.5
     checkpoint_overdue_minutes: Annotated[int, Field(ge=1)] = 30
+    # How long a condition must hold before its alert fires (`for:`), in minutes.
+    cpu_saturated_for_minutes: PositiveFloat = 15
+    memory_pressure_for_minutes: PositiveFloat = 5
+    memory_low_for_minutes: PositiveFloat = 5
+    filesystem_almost_full_for_minutes: PositiveFloat = 5
+    filesystem_filling_up_for_minutes: PositiveFloat = 60
+    swapping_for_minutes: PositiveFloat = 5
+    network_errors_for_minutes: PositiveFloat = 5
+    nic_saturated_for_minutes: PositiveFloat = 5
+    peer_unreachable_for_minutes: PositiveFloat = 2
+    peer_slow_for_minutes: PositiveFloat = 5
+    clock_skew_for_minutes: PositiveFloat = 5
+    straggler_for_minutes: PositiveFloat = 10
+    comm_bound_for_minutes: PositiveFloat = 10
+    checkpoint_overdue_for_minutes: PositiveFloat = 5
+    target_down_for_minutes: PositiveFloat = 5
+    # Where docs/runbooks.md is published (http or https), so that each alert's runbook_url
+    # is a link Alertmanager and Grafana can open; unset, it is the repository-relative path.
+    runbook_base_url: str | None = None
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _runbook_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{value!r} must be an http:// or https:// URL")
+        if any(c.isspace() for c in value) or parts.fragment or value.endswith("#"):
+            raise ValueError(f"{value!r} must have no whitespace and no #anchor")
+        return value
 
 
 class Config(_Section):
