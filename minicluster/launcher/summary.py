@@ -4,11 +4,15 @@ Printed as a table and stored under "summary" in runs/<job_id>.json (other keys 
 file, e.g. from `minicluster report`, are kept). Figures:
 
 - samples/s: all ranks' samples over the longest rank wall time;
-- step time by phase: per-step mean over ranks of each phase (data, forward, backward,
-  comm, optimizer, staging), and the communication fraction comm / sum of phases;
-- all-reduce bus bandwidth: nccl-tests' definition, algbw x 2(n-1)/n with algbw = bytes
-  all-reduced / seconds in all-reduce, so it compares directly with the link speed (the
-  exporters' node_network_speed_bytes of each node's training interface, when known).
+- step time by phase: per-step mean over ranks of each phase (core.metrics.PHASES);
+- communication fraction: core.metrics' definition (communication phases, comm and MPS
+  staging, over all phases) per rank from its totals, and for the job that of the
+  least-communicating rank: the same figure as the recording rule
+  job:trainer_comm_fraction:min and the TrainerCommunicationBound alert;
+- all-reduce bus bandwidth: core.metrics.busbw_factor (nccl-tests' algbw x 2(n-1)/n) with
+  algbw = bytes all-reduced / seconds in all-reduce, so it compares directly with the link
+  speed (the exporters' node_network_speed_bytes of each node's training interface, when
+  known).
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from rich.table import Table
 
 from minicluster.core.config import Config
 from minicluster.core.logformat import LogLine
+from minicluster.core.metrics import PHASES, busbw_factor, comm_fraction, job_comm_fraction
 
-PHASES = ("data", "forward", "backward", "comm", "optimizer", "staging")
+__all__ = ["PHASES", "rank_summaries", "summarize", "summary_table", "write_record"]
 
 
 def rank_summaries(lines: Iterable[LogLine]) -> dict[int, dict]:
@@ -97,7 +102,8 @@ def summarize(
     ar_seconds = _mean_of(reported, "allreduce_seconds")
     algbw = ar_bytes / ar_seconds if ar_bytes is not None and ar_seconds else None
     n = int(_number(reported[0], "world_size") or world_size)
-    busbw = algbw * 2 * (n - 1) / n if algbw is not None and n > 1 else None
+    busbw = algbw * busbw_factor(n) if algbw is not None and n > 1 else None
+    fractions = {rank: comm_fraction(ranks[rank].get("phase_seconds") or {}) for rank in ranks}
     summary.update(
         {
             "steps": steps,
@@ -106,7 +112,8 @@ def summarize(
             "samples_per_second": samples / train_seconds if train_seconds > 0 else None,
             "step_seconds": step_seconds,
             "phase_seconds_per_step": phase_per_step,
-            "comm_fraction": phase_per_step["comm"] / step_seconds if step_seconds > 0 else None,
+            "comm_fraction": job_comm_fraction(fractions),
+            "comm_fraction_by_rank": {str(rank): fractions[rank] for rank in sorted(fractions)},
             "allreduce_calls": int(ar_calls) if ar_calls is not None else None,
             "allreduce_bytes": int(ar_bytes) if ar_bytes is not None else None,
             "allreduce_seconds": ar_seconds,
@@ -182,6 +189,16 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
+def _comm_fraction_text(summary: dict) -> str:
+    fraction = summary["comm_fraction"]
+    if fraction is None:
+        return "unknown"
+    known = [f for f in (summary.get("comm_fraction_by_rank") or {}).values() if f is not None]
+    if len(known) < 2:
+        return f"{fraction:.1%}"
+    return f"{fraction:.1%} (least-communicating rank; ranks {min(known):.1%} to {max(known):.1%})"
+
+
 def summary_table(job_id: str, status: str, summary: dict) -> Table:
     table = Table(title=f"job {job_id}: {status}", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
@@ -201,8 +218,7 @@ def summary_table(job_id: str, status: str, summary: dict) -> Table:
     phases = summary["phase_seconds_per_step"]
     breakdown = ", ".join(f"{p} {_ms(s)}" for p, s in phases.items() if s > 0)
     table.add_row("step time", f"{_ms(summary['step_seconds'])} = {breakdown}")
-    fraction = summary["comm_fraction"]
-    table.add_row("comm fraction", f"{fraction:.1%}" if fraction is not None else "unknown")
+    table.add_row("comm fraction", _comm_fraction_text(summary))
     busbw = summary["allreduce_busbw_bytes_per_second"]
     link = summary["link_speed_bytes_per_second"]
     against = ""

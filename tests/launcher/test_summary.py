@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from rich.console import Console
 
 from minicluster.core.logformat import LogLine
+from minicluster.core.metrics import PHASES
 from minicluster.launcher.summary import (
     link_speed_bytes,
     rank_summaries,
@@ -19,7 +20,9 @@ from minicluster.launcher.summary import (
 from tests.launcher.conftest import loopback_config
 
 
-def _rank(rank: int, wall: float, comm: float, ar_seconds: float, world: int = 2) -> dict:
+def _rank(
+    rank: int, wall: float, comm: float, ar_seconds: float, world: int = 2, staging: float = 0.0
+) -> dict:
     return {
         "job_id": "j",
         "rank": rank,
@@ -33,7 +36,7 @@ def _rank(rank: int, wall: float, comm: float, ar_seconds: float, world: int = 2
             "backward": 0.4,
             "comm": comm,
             "optimizer": 0.1,
-            "staging": 0.0,
+            "staging": staging,
         },
         "allreduce_calls": 10,
         "allreduce_bytes": 10_000,
@@ -53,12 +56,28 @@ def test_figures_follow_from_the_rank_summaries():
     assert s["samples_per_second"] == pytest.approx(640 / 2.5)  # over the slowest rank
     assert s["phase_seconds_per_step"]["comm"] == pytest.approx(0.03)
     assert s["step_seconds"] == pytest.approx(0.11)
-    assert s["comm_fraction"] == pytest.approx(0.03 / 0.11)
+    # Per rank: comm over all phases (rank 0: 0.2 s of 1.0 s, rank 1: 0.4 s of 1.2 s); the
+    # job's figure is the least-communicating rank's, as in job:trainer_comm_fraction:min.
+    assert s["comm_fraction_by_rank"] == {"0": pytest.approx(0.2), "1": pytest.approx(1 / 3)}
+    assert s["comm_fraction"] == pytest.approx(0.2)
     # algbw = 10 kB / 20 ms mean = 500 kB/s; busbw = algbw * 2(n-1)/n = algbw for n = 2.
     assert s["allreduce_algbw_bytes_per_second"] == pytest.approx(5e5)
     assert s["allreduce_busbw_bytes_per_second"] == pytest.approx(5e5)
     assert s["busbw_link_ratio"] == pytest.approx(5e5 / 1.25e8)
     assert s["restarts"] == 1 and s["final_loss"] == 0.5 and s["wall_seconds"] == 7.0
+
+
+def test_mps_staging_counts_as_communication():
+    ranks = {r: _rank(r, 2.0, 0.2, 0.01, staging=0.1) for r in range(2)}
+    s = summarize(ranks, world_size=2, target_steps=10, wall_seconds=3, link_speed_bytes=None)
+    # 0.2 s comm + 0.1 s staging of 1.1 s in all phases; without staging it would be 0.2/1.1.
+    assert s["comm_fraction"] == pytest.approx(0.3 / 1.1)
+
+
+def test_no_phase_time_gives_no_fraction():
+    ranks = {0: {**_rank(0, 2.0, 0.0, 0.01), "phase_seconds": dict.fromkeys(PHASES, 0.0)}}
+    s = summarize(ranks, world_size=1, target_steps=10, wall_seconds=3, link_speed_bytes=None)
+    assert s["comm_fraction"] is None and s["comm_fraction_by_rank"] == {"0": None}
 
 
 def test_bus_bandwidth_uses_the_world_size():
@@ -92,7 +111,8 @@ def test_the_table_shows_the_figures():
     console.print(summary_table("j", "succeeded", s))
     text = console.export_text()
     assert "10/10" in text and "256.0" in text
-    assert "comm 30.00 ms" in text and "27.3%" in text
+    assert "comm 30.00 ms" in text
+    assert "20.0% (least-communicating rank; ranks 20.0% to 33.3%)" in text
     assert "bus bandwidth 500.00 kB/s = 0.4% of link 125.00 MB/s" in text
 
 
