@@ -2,16 +2,21 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 CLI     := $(VENV)/bin/minicluster
+PYTEST  := $(VENV)/bin/pytest
 CONFIG  ?= config.yaml
-# On Linux x86_64 plain `pip install torch` pulls a multi-GB CUDA build; take the CPU
-# wheel from a local wheel folder when there is one, else from PyTorch's CPU index.
+# The one pinned torch version (pyproject.toml holds the range the package admits;
+# tests/test_packaging.py checks that the range admits this pin). On Linux x86_64 plain
+# `pip install torch` pulls a multi-GB CUDA build; take the CPU wheel from a local wheel
+# folder when there is one, else from PyTorch's CPU index.
 TORCH_VERSION ?= 2.13.0
 TORCH_WHEELS  ?= /opt/wheels
 
-.PHONY: install test lint
+.PHONY: install config check integration e2e test lint
 
 install: $(VENV)/.installed
 
+# The control machine's venv: the package with its `control` extra (deploy, render, plots)
+# and `dev` (tests, ruff). The Minis get the bare wheel, without extras.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	@if [ "$$(uname -s)" = "Darwin" ]; then \
@@ -21,18 +26,44 @@ $(VENV)/.installed: pyproject.toml
 	else \
 		$(PY) -m pip install --index-url https://download.pytorch.org/whl/cpu "torch==$(TORCH_VERSION)"; \
 	fi
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[control,dev]'
 	touch $@
 
-test: install
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest
+# `make config`: your own config.yaml, copied from config.example.yaml (git ignores it).
+# FORCE=1 replaces an existing one.
+FORCE ?=
+config: install
+	$(CLI) config init $(if $(filter 1 yes true,$(FORCE)),--force) $(CONFIG)
+
+# Targets that read $(CONFIG) depend on it: when it is missing, this says how to create it.
+$(CONFIG):
+	@echo "$(CONFIG) is missing: run \`make config\`, then set your Minis' addresses in it" >&2
+	@exit 2
+
+# --- tests, in tiers ------------------------------------------------------------------------
+# `make check`: the fast tier (unit, golden, promtool, drift, render); no root, no network
+# namespaces; runs on macOS and on Linux as any user. `make integration`: real Prometheus,
+# Alertmanager, sshd and torchrun on loopback. `make e2e`: root, network namespaces, the two
+# simulated Minis. `make test`: lint and every tier, what CI runs.
+# PYTEST_FLAGS passes options, e.g. PYTEST_FLAGS="-x -k drift".
+PYTEST_FLAGS ?=
+
+check: install
+	$(PYTEST) -m "not integration and not e2e" $(PYTEST_FLAGS)
+
+integration: install
+	$(PYTEST) -m integration $(PYTEST_FLAGS)
+
+e2e: install
+	$(PYTEST) -m e2e $(PYTEST_FLAGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# --- the newcomer's path (issue 8) --------------------------------------------------------
+test: lint check integration e2e
+
+# --- this machine: demo and bench ----------------------------------------------------------
 # `make demo`: the whole stack and a 2-rank job on this machine; it keeps running until
 # `make demo-stop`. `make demo ONCE=1` stops it at the end and exits with the job's status.
 # DEMO_FLAGS passes more options, e.g. DEMO_FLAGS="--steps 100".
@@ -52,34 +83,39 @@ demo-stop: install
 bench: install
 	$(CLI) bench $(BENCH_FLAGS)
 
-# --- jobs (issue 7) -------------------------------------------------------------------------
+# --- jobs -----------------------------------------------------------------------------------
 # `make run-job`: one training job on every node of $(CONFIG), with live progress, a merged
 # log in logs/<job_id>.log and a summary in runs/<job_id>.json. LOCAL=1 runs it on this
 # machine (the built-in local profile, no ssh). STEPS=N sets the step count; JOB_FLAGS
 # passes any other option (see `minicluster run-job --help`), e.g. JOB_FLAGS="--batch-size 64".
 # `make logs JOB=<job_id>` fetches and re-merges a job's per-rank logs from every node;
-# `make status` is one screen from Prometheus; `make e2e` runs the two-simulated-host tests.
-.PHONY: run-job status logs e2e
+# `make status` is one screen from Prometheus.
+.PHONY: run-job status top logs
 LOCAL     ?=
 STEPS     ?=
 JOB       ?=
 JOB_FLAGS ?=
-WHERE     = $(if $(filter 1 yes true,$(LOCAL)),--local,--config $(CONFIG))
+IS_LOCAL   = $(filter 1 yes true,$(LOCAL))
+WHERE      = $(if $(IS_LOCAL),--local,--config $(CONFIG))
+# The config file a target needs: none with LOCAL=1.
+NEEDS_CONFIG = $(if $(IS_LOCAL),,$(CONFIG))
 
-run-job: install
+run-job: install $(NEEDS_CONFIG)
 	$(CLI) run-job $(WHERE) $(if $(STEPS),--steps $(STEPS)) $(JOB_FLAGS)
 
-status: install
+status: install $(NEEDS_CONFIG)
 	$(CLI) status $(WHERE)
 
-logs: install
+# `make top`: the live view of nodes, job and alerts (q quits); INTERVAL=5 for 5 s refreshes.
+INTERVAL ?=
+top: install $(NEEDS_CONFIG)
+	$(CLI) top $(WHERE) $(if $(INTERVAL),--interval $(INTERVAL))
+
+logs: install $(NEEDS_CONFIG)
 	@test -n "$(JOB)" || { echo "usage: make logs JOB=<job_id> (the job ids are in runs/)"; exit 2; }
 	$(CLI) logs $(JOB) $(WHERE)
 
-e2e: install
-	$(VENV)/bin/pytest -m e2e tests
-
-# --- deploy (issue 6) -----------------------------------------------------------------------
+# --- deploy ---------------------------------------------------------------------------------
 # `make deploy`: the stack onto every node of $(CONFIG) over ssh (pyinfra); a second run
 # changes nothing. `make deploy DRY=1` only shows what would change. `make undeploy` boots
 # out the services and removes what deploy installed, keeping data and logs (PURGE=1 removes
@@ -88,11 +124,11 @@ e2e: install
 DRY   ?=
 PURGE ?=
 
-deploy: install
+deploy: install $(CONFIG)
 	$(CLI) deploy --config $(CONFIG) $(if $(filter 1 yes true,$(DRY)),--dry-run)
 
-undeploy: install
+undeploy: install $(CONFIG)
 	$(CLI) undeploy --config $(CONFIG) $(if $(filter 1 yes true,$(PURGE)),--purge)
 
-doctor: install
+doctor: install $(CONFIG)
 	$(CLI) doctor --config $(CONFIG)

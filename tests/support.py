@@ -8,11 +8,41 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
 T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parents[1]
+# The committed example: every test and committed rendering reads it, never the user's
+# config.yaml (which `make config` creates and git ignores).
+EXAMPLE_CONFIG = REPO / "config.example.yaml"
+
+# Waits scale by this factor (MINICLUSTER_TEST_TIME_FACTOR): a wait ends as soon as its
+# condition holds, so a generous deadline costs nothing when things work and holds on a
+# machine busy with another suite. The default doubles every deadline a test names.
+TIME_FACTOR_ENV = "MINICLUSTER_TEST_TIME_FACTOR"
+DEFAULT_TIME_FACTOR = 2.0
+
+
+def time_factor() -> float:
+    raw = os.environ.get(TIME_FACTOR_ENV, "")
+    if not raw:
+        return DEFAULT_TIME_FACTOR
+    try:
+        factor = float(raw)
+    except ValueError:
+        factor = 0.0
+    if factor <= 0:
+        pytest.fail(f"{TIME_FACTOR_ENV}={raw!r}: must be a positive number, e.g. 3")
+    return factor
+
+
+def deadline(seconds: float) -> float:
+    """How long to wait for something a quiet machine does in about `seconds`."""
+    return seconds * time_factor()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -27,11 +57,13 @@ def wait_until(
 ) -> T:
     """Poll `probe` until it returns a truthy value; fail the test naming `what` otherwise.
 
+    `timeout` is what a quiet machine needs; the wait lasts `deadline(timeout)`.
     Exceptions from the probe count as "not yet" (a server that is still starting).
     """
-    deadline = time.monotonic() + timeout
+    limit = deadline(timeout)
+    ends = time.monotonic() + limit
     last_error: Exception | None = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < ends:
         try:
             result = probe()
         except Exception as exc:  # any failure means "not ready yet"
@@ -41,7 +73,7 @@ def wait_until(
                 return result
         time.sleep(interval)
     detail = f" (last error: {last_error!r})" if last_error else ""
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+    pytest.fail(f"timed out after {limit:.0f}s waiting for {what}{detail}")
 
 
 def require_tool(name: str, how: str) -> str:

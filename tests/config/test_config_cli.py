@@ -13,7 +13,7 @@ import yaml
 from minicluster.core.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "config.yaml"
+SHIPPED = REPO / "config.example.yaml"
 CLI = str(Path(sys.executable).with_name("minicluster"))
 
 

@@ -77,7 +77,7 @@ def test_demo_refuses_a_config_with_remote_nodes(tmp_path: Path) -> None:
             "demo",
             "--once",
             "--config",
-            str(REPO / "config.yaml"),
+            str(REPO / "config.example.yaml"),
             "--state-dir",
             str(tmp_path),
         ],

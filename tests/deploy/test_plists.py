@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import plistlib
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import pytest
 
 from minicluster.core.config import TCC_PROTECTED, load_config
 from minicluster.render.bundle import launchd_files
 from tests.deploy.conftest import Deployed
+from tests.support import EXAMPLE_CONFIG
 
-REPO_CONFIG = Path(__file__).parents[2] / "config.yaml"
+REPO_CONFIG = EXAMPLE_CONFIG
 
 
 def paths_in(plist: dict) -> list[str]:

@@ -12,9 +12,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _dry_run(*args: str) -> str:
     make = require_tool("make", "apt-get install make")
+    config = next((a.split("=", 1)[1] for a in args if a.startswith("CONFIG=")), "config.yaml")
     result = subprocess.run(
-        # -o: treat the venv as built, so only the target's own command is printed.
-        [make, "-n", "-o", ".venv/.installed", *args],
+        # -o: treat the venv and the config file as there, so only the target's own
+        # command is printed.
+        [make, "-n", "-o", ".venv/.installed", "-o", config, *args],
         cwd=REPO, capture_output=True, text=True, check=True, env=without_outer_make(),
     )  # fmt: skip
     return result.stdout.strip()
@@ -33,4 +35,18 @@ def test_run_job_uses_the_config_unless_local_and_passes_steps():
 def test_status_logs_and_e2e():
     assert _dry_run("status") == ".venv/bin/minicluster status --config config.yaml"
     assert _dry_run("logs", "JOB=j1", "LOCAL=1").endswith(".venv/bin/minicluster logs j1 --local")
-    assert _dry_run("e2e") == ".venv/bin/pytest -m e2e tests"
+    assert _dry_run("e2e") == ".venv/bin/pytest -m e2e"
+
+
+def test_a_missing_config_names_the_command_that_creates_it(tmp_path):
+    make = require_tool("make", "apt-get install make")
+    missing = tmp_path / "nowhere.yaml"
+    for target in ("run-job", "status", "deploy", "doctor"):
+        result = subprocess.run(
+            [make, "-o", ".venv/.installed", target, f"CONFIG={missing}"],
+            cwd=REPO, capture_output=True, text=True, env=without_outer_make(),
+        )  # fmt: skip
+        assert result.returncode == 2, target
+        assert result.stderr.splitlines()[0] == (
+            f"{missing} is missing: run `make config`, then set your Minis' addresses in it"
+        )

@@ -11,8 +11,9 @@ from minicluster.core.layout import config_path as installed_config_path
 from minicluster.launcher.plan import JobOptions, new_job_id, plan_job, with_overrides
 from minicluster.launcher.remote import PID_MARK, remote_shell_command
 from tests.launcher.conftest import loopback_config
+from tests.support import EXAMPLE_CONFIG
 
-REPO_CONFIG = "config.yaml"
+REPO_CONFIG = EXAMPLE_CONFIG
 
 
 def _flag(argv: list[str], name: str) -> str:

@@ -21,7 +21,7 @@ from minicluster.launcher.remote import (
     fetch_rank_logs,
 )
 from tests.launcher.conftest import loopback_config
-from tests.support import wait_until
+from tests.support import EXAMPLE_CONFIG, wait_until
 
 
 def _options(argv: list[str]) -> list[str]:
@@ -30,7 +30,7 @@ def _options(argv: list[str]) -> list[str]:
 
 def test_ssh_never_prompts_notices_a_dead_link_and_uses_the_nodes_key():
     node = (
-        load_config("config.yaml")
+        load_config(EXAMPLE_CONFIG)
         .nodes[1]
         .model_copy(
             update={
@@ -61,7 +61,7 @@ def test_ssh_never_prompts_notices_a_dead_link_and_uses_the_nodes_key():
 
 def test_a_missing_ssh_client_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    node = load_config("config.yaml").nodes[1]
+    node = load_config(EXAMPLE_CONFIG).nodes[1]
     with pytest.raises(LauncherError, match="mini-yellow: ssh is not installed"):
         SshSettings().argv(node, "true")
 
@@ -101,7 +101,7 @@ def _remote_node(tmp_path: Path):
     install = tmp_path / "node"
     install.mkdir()
     (install / "venv").symlink_to(sys.prefix)  # this test run's venv
-    node = load_config("config.yaml").nodes[1]
+    node = load_config(EXAMPLE_CONFIG).nodes[1]
     return node.model_copy(update={"install_dir": str(install)})
 
 

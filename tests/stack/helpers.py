@@ -26,8 +26,8 @@ def with_secrets_in(config: Config, folder: Path) -> Config:
 
 
 def repo_config(tmp_path: Path) -> Config:
-    """The repository's config.yaml, secrets redirected into tmp_path."""
-    return with_secrets_in(load_config(REPO / "config.yaml"), tmp_path)
+    """The repository's config.example.yaml, secrets redirected into tmp_path."""
+    return with_secrets_in(load_config(REPO / "config.example.yaml"), tmp_path)
 
 
 def local_config(tmp_path: Path, **sections: dict) -> Config:

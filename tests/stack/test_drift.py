@@ -1,6 +1,7 @@
-"""The files committed in prometheus/, grafana/ and launchd/ are what config.yaml renders.
+"""The files committed in prometheus/, grafana/ and launchd/ are what the example renders.
 
-After changing a renderer or config.yaml, regenerate them with
+They come from config.example.yaml, never from a user's config.yaml. After changing a
+renderer or the example, regenerate them with
     .venv/bin/python -m minicluster.render.committed
 """
 
@@ -12,9 +13,9 @@ import pytest
 
 from minicluster.core.config import load_config
 from minicluster.render.bundle import repository_files
-from tests.stack.helpers import REPO
+from tests.support import EXAMPLE_CONFIG, REPO
 
-RENDERED = repository_files(load_config(REPO / "config.yaml"))
+RENDERED = repository_files(load_config(EXAMPLE_CONFIG))
 FIX = "regenerate with: .venv/bin/python -m minicluster.render.committed"
 
 
