@@ -8,7 +8,7 @@ working directory; /metrics must answer.
 How the interpreter the plist names is made (the choice, and why): a real venv at
 `<install_dir>/venv`, created `--without-pip` from the base interpreter this project's
 venv was made from (as deploy makes one from the node's `python`), with the project
-installed into it NON-editable from a wheel built from a copy of the sources. So `exporters`
+installed into it NON-editable from a wheel built from a copy of the sources. So `minicluster.exporter`
 is importable only because it is installed in that venv, never via the repository or a
 path hack; the test checks that it is not importable before the install. The third-party
 dependencies (prometheus_client, psutil, pydantic, ...) come from this project's venv
@@ -33,7 +33,7 @@ from minicluster.render.launchd import dumps, exporter_plist
 from tests.exporter.conftest import REPO, get, value
 from tests.support import free_port, wait_until
 
-PACKAGES = ["minicluster", "exporters", "trainer"]
+PACKAGES = ["minicluster", "exporters", "trainer", "deploy"]
 
 
 def build_wheel(tmp_path: Path) -> Path:
@@ -85,7 +85,7 @@ def make_venv(venv: Path) -> Path:
 
 def importable(python: str, env: dict, cwd: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [python, "-c", "import exporters.cli, minicluster; print(exporters.cli.__file__)"],
+        [python, "-c", "import minicluster.exporter.cli as c; print(c.__file__)"],
         capture_output=True,
         text=True,
         env=env,
@@ -133,7 +133,7 @@ def test_rendered_plist_starts_the_exporter_with_only_its_own_environment(tmp_pa
     python = make_venv(install_dir / "venv")
     assert str(python) == argv[0]
     missing = importable(argv[0], env, cwd)
-    assert missing.returncode != 0 and "No module named 'exporters'" in missing.stderr
+    assert missing.returncode != 0 and "No module named 'minicluster'" in missing.stderr
 
     wheel = build_wheel(tmp_path)
     subprocess.run(
