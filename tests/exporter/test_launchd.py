@@ -8,12 +8,12 @@ working directory; /metrics must answer.
 How the interpreter the plist names is made (the choice, and why): a real venv at
 `<install_dir>/venv`, created `--without-pip` from the base interpreter this project's
 venv was made from (as deploy makes one from the node's `python`), with the project
-installed into it NON-editable from a wheel built from a copy of the sources. So `minicluster.exporter`
-is importable only because it is installed in that venv, never via the repository or a
-path hack; the test checks that it is not importable before the install. The third-party
-dependencies (prometheus_client, psutil, pydantic, ...) come from this project's venv
-through one .pth line: installing them from PyPI would make the test slow and
-network-bound, and they are not what can go wrong here (deploy pip-installs them).
+installed into it NON-editable from a wheel built from a copy of the sources. So
+`minicluster.exporter` is importable only because it is installed in that venv, never via
+the repository or a path hack; the test checks that it is not importable before the
+install. The third-party dependencies (prometheus_client, psutil, pydantic, ...) come
+from this project's venv through one .pth line: installing them from PyPI would make the
+test slow and network-bound, and they are not what can go wrong here (deploy pip-installs them).
 """
 
 from __future__ import annotations
