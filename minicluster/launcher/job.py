@@ -26,7 +26,7 @@ from rich.console import Console
 from minicluster.core.config import Config
 from minicluster.core.logformat import now_iso
 from minicluster.launcher import clock
-from minicluster.launcher.plan import JobOptions, plan_job
+from minicluster.launcher.plan import JobOptions, UserJob, plan_job
 from minicluster.launcher.progress import JobProgress
 from minicluster.launcher.remote import (
     LauncherError,
@@ -57,6 +57,8 @@ class JobSetup:
     ssh: SshSettings = field(default_factory=SshSettings)
     grace_seconds: float = 5.0
     verbose: bool = False
+    user: UserJob | None = None  # a user's program instead of the built-in trainer
+    project: dict | None = None  # what the record says about it (command, workdir, shipping)
 
 
 @dataclass
@@ -185,7 +187,9 @@ def _collect_rank_files(
 
 def run_job(setup: JobSetup, out: Console, err: Console, job_id: str | None = None) -> JobResult:
     """Run the job to its end (or Ctrl-C); the summary goes to `out`, progress to `err`."""
-    plan = plan_job(setup.config, setup.options, setup.config_paths, job_id, local_python())
+    plan = plan_job(
+        setup.config, setup.options, setup.config_paths, job_id, local_python(), setup.user
+    )
     output: queue.Queue = queue.Queue()
     # The master first: its torchrun hosts the rendezvous store the others connect to.
     commands = sorted(plan.commands, key=lambda c: c.node.role != "master")
@@ -200,6 +204,7 @@ def run_job(setup: JobSetup, out: Console, err: Console, job_id: str | None = No
             + f"; merged log {log.path}"
         )
         _run_nodes(nodes, output, log, progress, outcome, setup)
+    target_steps = plan.target_steps or progress.ranks.target_steps
     wall = time.monotonic() - started
     exit_code, status = _exit_code(nodes, outcome)
     _drain(output, log)
@@ -216,7 +221,7 @@ def run_job(setup: JobSetup, out: Console, err: Console, job_id: str | None = No
     summary = summarize(
         ranks,
         world_size=plan.world_size,
-        target_steps=plan.target_steps,
+        target_steps=target_steps,
         wall_seconds=wall,
         link_speed_bytes=link_speed_bytes(setup.config) if ranks else None,
     )
@@ -230,6 +235,7 @@ def run_job(setup: JobSetup, out: Console, err: Console, job_id: str | None = No
         "nodes": [n.name for n in setup.config.nodes],
         "options": {k: v for k, v in asdict(setup.options).items() if v not in (None, False)},
         "commands": {c.node.name: c.argv for c in commands},
+        **({"project": setup.project} if setup.project else {}),
         # torchrun's PID on each node: what `python -m minicluster.launcher.reap` stops.
         "pids": {n.node.name: n.pid for n in nodes if n.pid is not None},
         "summary": summary,

@@ -18,6 +18,8 @@ from minicluster.core.config import Config, NodeSettings, parse_config
 # PYTHONPATH saga): the interpreter is an absolute path and the module is installed in it.
 TORCHRUN_MODULE = "torch.distributed.run"
 TRAINER_MODULE = "minicluster.trainer"
+# Runs a user's `SCRIPT.py ARGS` or `-m PKG.MOD ARGS` (runpy) with per-rank observation.
+OBSERVE_MODULE = "minicluster.track.observe"
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class NodeCommand:
     node: NodeSettings
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None  # the shipped project, for a user's command
 
     @property
     def runs_here(self) -> bool:
@@ -78,10 +81,18 @@ class NodeCommand:
 
 
 @dataclass(frozen=True)
+class UserJob:
+    """A user's program: what follows `python`, and per node (interpreter, folder)."""
+
+    target: list[str]
+    places: dict[str, tuple[str, str]]
+
+
+@dataclass(frozen=True)
 class JobPlan:
     job_id: str
     commands: list[NodeCommand]
-    target_steps: int
+    target_steps: int  # 0: unknown until the ranks report a target (a user's program)
     world_size: int
     nproc_per_node: int
 
@@ -107,17 +118,11 @@ def trainer_overrides(options: JobOptions) -> list[str]:
     return flags
 
 
-def node_command(
-    config: Config,
-    node: NodeSettings,
-    job_id: str,
-    config_path: str,
-    options: JobOptions,
-    python: str,
-) -> NodeCommand:
+def _torchrun(config: Config, node: NodeSettings, job_id: str, python: str) -> list[str]:
+    """torchrun with the job's rendezvous, interface and restart settings (any workload)."""
     trainer = config.trainer
     is_host = 1 if node.role == "master" else 0
-    argv = [
+    return [
         python,
         "-m",
         TORCHRUN_MODULE,
@@ -130,9 +135,26 @@ def node_command(
         f"--rdzv-conf=is_host={is_host},join_timeout={trainer.rendezvous_timeout_seconds}",
         f"--local-addr={node.address}",
         "-m",
-        # Without "--", torchrun's argparse sees the trainer's --node as an ambiguous
-        # abbreviation of its own --node-rank and exits with a usage error.
+        # Without "--", torchrun's argparse sees a program's own options (the trainer's
+        # --node) as abbreviations of its own (--node-rank) and exits with a usage error.
         "--",
+    ]
+
+
+def _base_env(node: NodeSettings) -> dict[str, str]:
+    return {"GLOO_SOCKET_IFNAME": node.interface, "PYTHONUNBUFFERED": "1"}
+
+
+def node_command(
+    config: Config,
+    node: NodeSettings,
+    job_id: str,
+    config_path: str,
+    options: JobOptions,
+    python: str,
+) -> NodeCommand:
+    argv = [
+        *_torchrun(config, node, job_id, python),
         TRAINER_MODULE,
         "--config",
         config_path,
@@ -142,8 +164,31 @@ def node_command(
         job_id,
         *trainer_overrides(options),
     ]
-    env = {"GLOO_SOCKET_IFNAME": node.interface, "PYTHONUNBUFFERED": "1"}
-    return NodeCommand(node=node, argv=argv, env=env)
+    return NodeCommand(node=node, argv=argv, env=_base_env(node))
+
+
+def user_node_command(
+    config: Config,
+    node: NodeSettings,
+    job_id: str,
+    config_path: str,
+    python: str,
+    cwd: str,
+    target: list[str],
+) -> NodeCommand:
+    """torchrun of the user's `python TARGET` in the shipped project, observed per rank.
+
+    `python` is the project's job environment on that node: torchrun starts its workers
+    with its own interpreter, so they get the project's imports without PYTHONPATH.
+    """
+    argv = [*_torchrun(config, node, job_id, python), OBSERVE_MODULE, *target]
+    env = {
+        **_base_env(node),
+        "MINICLUSTER_CONFIG": config_path,
+        "MINICLUSTER_NODE": node.name,
+        "MINICLUSTER_JOB_ID": job_id,
+    }
+    return NodeCommand(node=node, argv=argv, env=env, cwd=cwd)
 
 
 def plan_job(
@@ -152,24 +197,31 @@ def plan_job(
     config_paths: dict[str, str],
     job_id: str | None = None,
     local_python: str | None = None,
+    user: UserJob | None = None,
 ) -> JobPlan:
     """One command per node; `config_paths` maps node name -> config.yaml path on that node.
 
     `config` must already have the overrides applied (`with_overrides`). Loopback nodes
     run `local_python` (the launcher's own interpreter); every other node runs its venv
-    python by absolute path.
+    python by absolute path. With `user`, every node runs the user's program instead of
+    the built-in trainer, with the interpreter and folder `user.places` names.
     """
     job_id = job_id or new_job_id()
     commands = []
     for node in config.nodes:
-        python = local_python if (node.is_loopback and local_python) else node.venv_python
-        commands.append(
-            node_command(config, node, job_id, config_paths[node.name], options, python)
-        )
+        if user is not None:
+            python, cwd = user.places[node.name]
+            command = user_node_command(
+                config, node, job_id, config_paths[node.name], python, cwd, user.target
+            )
+        else:
+            python = local_python if (node.is_loopback and local_python) else node.venv_python
+            command = node_command(config, node, job_id, config_paths[node.name], options, python)
+        commands.append(command)
     return JobPlan(
         job_id=job_id,
         commands=commands,
-        target_steps=config.trainer.steps,
+        target_steps=0 if user is not None else config.trainer.steps,
         world_size=config.world_size,
         nproc_per_node=config.trainer.nproc_per_node,
     )

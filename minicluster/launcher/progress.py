@@ -91,7 +91,10 @@ class JobProgress:
             console=console,
         )
         self.task = self.progress.add_task(
-            job_id, total=target_steps, lag=self.ranks.describe_lag()
+            # No total (an indeterminate bar) until a user's program reports its target.
+            job_id,
+            total=target_steps or None,
+            lag=self.ranks.describe_lag(),
         )
 
     def __enter__(self) -> JobProgress:
@@ -105,7 +108,7 @@ class JobProgress:
         if self.ranks.observe(line):
             self.progress.update(
                 self.task,
-                total=self.ranks.target_steps,
+                total=self.ranks.target_steps or None,
                 completed=self.ranks.completed,
                 lag=self.ranks.describe_lag(),
             )

@@ -95,7 +95,9 @@ class SshSettings:
 
 def remote_shell_command(command: NodeCommand) -> str:
     env = [f"{key}={value}" for key, value in command.env.items()]
-    return f"echo {PID_MARK}$$; exec " + shlex.join(["/usr/bin/env", *env, *command.argv])
+    # The PID is printed first either way: a failing cd still leaves the launcher a PID.
+    cd = f"cd {shlex.quote(command.cwd)} && " if command.cwd else ""
+    return f"echo {PID_MARK}$$; {cd}exec " + shlex.join(["/usr/bin/env", *env, *command.argv])
 
 
 # Items on the output queue: (node name, line or None at end of stream, arrival time).
@@ -125,6 +127,7 @@ class NodeProcess:
         self.proc = subprocess.Popen(
             argv,
             env=env,
+            cwd=self.command.cwd if self.command.runs_here else None,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
