@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from minicluster.core.metrics import STEPS, TRAINER
 from minicluster.report.prom import Prometheus
 
 # Prometheus answers at most 11,000 points per series.
@@ -69,7 +70,7 @@ def window_from_record(record: dict) -> JobWindow | None:
 def selector(job_id: str) -> str:
     """The label matchers of a job's trainer series (job_id is checked by the trainer to
     be letters, digits, '.', '_' and '-', so it needs no escaping beyond quotes)."""
-    return f'job="trainer", job_id="{job_id}"'
+    return f'{TRAINER}, job_id="{job_id}"'
 
 
 def window_from_prometheus(
@@ -77,9 +78,7 @@ def window_from_prometheus(
 ) -> JobWindow:
     now = time.time() if now is None else now
     step = max(1.0, math.ceil(lookback / MAX_POINTS))
-    found = prom.query_range(
-        f"count(trainer_steps_total{{{selector(job_id)}}})", now - lookback, now, step
-    )
+    found = prom.query_range(f"count({STEPS}{{{selector(job_id)}}})", now - lookback, now, step)
     times = [t for series in found for t in series.times]
     if not times:
         hours = lookback / 3600

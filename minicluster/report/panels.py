@@ -1,15 +1,31 @@
 """What a job report plots: one PromQL query (or a few) per panel.
 
-Rates use a window of their own rather than the recording rules' (at least a minute):
-a demo job lasts about a minute, and a report should resolve it. Memory uses the
-recording rule `node:memory_available:ratio`, which is where macOS and Linux memory
-names are made comparable (minicluster/render/rules.py).
+The trainer's own rates use a window of their own rather than the recording rules' (at
+least a minute): a demo job lasts about a minute, and a report should resolve it. Node CPU
+and memory use the recording rules (core.metrics.CPU_UTILISATION, MEMORY_AVAILABLE), which
+is where macOS and Linux names are made comparable (minicluster/render/rules/node.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from minicluster.core.metrics import (
+    ALLREDUCE_BYTES,
+    ALLREDUCE_CALLS,
+    ALLREDUCE_SECONDS,
+    CPU_UTILISATION,
+    LOSS,
+    MEMORY_AVAILABLE,
+    NODE,
+    NOT_LOOPBACK,
+    PHASE_SECONDS,
+    PHASES,
+    RESTARTS,
+    SAMPLES,
+    STEPS,
+    rate_window_seconds,
+)
 from minicluster.report.job import selector
 
 
@@ -33,35 +49,34 @@ class Panel:
 
 
 def rate_window(scrape_interval: float, step: float) -> str:
-    """Four scrapes at least (rate needs two points, and a missed scrape must not leave a
-    gap), and at least two query steps."""
-    return f"{int(max(4 * scrape_interval, 2 * step))}s"
+    """core.metrics' window rule (four scrapes at least), with two query steps rather than
+    a minute as the floor, so a job of a minute is resolved."""
+    return f"{rate_window_seconds(scrape_interval, floor_seconds=2 * step)}s"
 
 
 def interface_selector(interfaces: dict[str, str]) -> str:
     """node -> training interface, as an exporter series selector for those devices."""
     devices = "|".join(sorted(set(interfaces.values())))
     nodes = "|".join(sorted(interfaces))
-    return f'job="node", node=~"{nodes}", device=~"{devices}"'
+    return f'{NODE}, node=~"{nodes}", device=~"{devices}"'
 
 
 def job_panels(job_id: str, window: str, interfaces: dict[str, str]) -> list[Panel]:
     job = selector(job_id)
-    nic = interface_selector(interfaces) if interfaces else 'job="node", device!~"lo|lo0"'
-    phases = ["data", "forward", "backward", "comm", "optimizer", "staging"]
+    nic = interface_selector(interfaces) if interfaces else f"{NODE}, {NOT_LOOPBACK}"
     return [
         Panel(
             "throughput",
             "Throughput per rank",
-            "Samples per second each rank trained (rate of trainer_samples_total).",
-            [Query(f"rate(trainer_samples_total{{{job}}}[{window}])", "rank {rank} on {node}")],
+            f"Samples per second each rank trained (rate of {SAMPLES}).",
+            [Query(f"rate({SAMPLES}{{{job}}}[{window}])", "rank {rank} on {node}")],
             "samples/s",
         ),
         Panel(
             "loss",
             "Loss",
-            "trainer_loss of each rank, set at every log step.",
-            [Query(f"trainer_loss{{{job}}}", "rank {rank}")],
+            f"{LOSS} of each rank, set at every log step.",
+            [Query(f"{LOSS}{{{job}}}", "rank {rank}")],
             "loss",
         ),
         Panel(
@@ -71,15 +86,15 @@ def job_panels(job_id: str, window: str, interfaces: dict[str, str]) -> list[Pan
             "time goes. comm is the all-reduce (including waiting for the slowest rank).",
             [
                 Query(
-                    f"avg by (phase) (rate(trainer_phase_seconds_total{{{job}}}[{window}]) "
-                    f"/ ignoring (phase) group_left rate(trainer_steps_total{{{job}}}[{window}]))",
+                    f"avg by (phase) (rate({PHASE_SECONDS}{{{job}}}[{window}]) "
+                    f"/ ignoring (phase) group_left rate({STEPS}{{{job}}}[{window}]))",
                     "{phase}",
                 )
             ],
             "ms per step",
             scale=1000.0,
             stacked=True,
-            order=phases,
+            order=list(PHASES),
         ),
         Panel(
             "network",
@@ -90,7 +105,7 @@ def job_panels(job_id: str, window: str, interfaces: dict[str, str]) -> list[Pan
             "the scrapes.",
             [
                 Query(
-                    f"sum by (node) (rate(trainer_allreduce_bytes_total{{{job}}}[{window}]))",
+                    f"sum by (node) (rate({ALLREDUCE_BYTES}{{{job}}}[{window}]))",
                     "all-reduce, ranks on {node}",
                 ),
                 Query(
@@ -104,22 +119,16 @@ def job_panels(job_id: str, window: str, interfaces: dict[str, str]) -> list[Pan
         Panel(
             "cpu",
             "Node CPU",
-            "Share of CPU time not idle, over all cores of each node.",
-            [
-                Query(
-                    "1 - avg by (node) "
-                    f'(rate(node_cpu_seconds_total{{job="node", mode="idle"}}[{window}]))',
-                    "{node}",
-                )
-            ],
+            f"Share of CPU time not idle, over all cores of each node ({CPU_UTILISATION}).",
+            [Query(f"avg by (node) ({CPU_UTILISATION}{{{NODE}}})", "{node}")],
             "CPU busy",
             percent=True,
         ),
         Panel(
             "memory",
             "Node memory available",
-            "Share of memory available without swapping (node:memory_available:ratio).",
-            [Query('node:memory_available:ratio{job="node"}', "{node}")],
+            f"Share of memory available without swapping ({MEMORY_AVAILABLE}).",
+            [Query(f"{MEMORY_AVAILABLE}{{{NODE}}}", "{node}")],
             "memory available",
             percent=True,
         ),
@@ -128,13 +137,13 @@ def job_panels(job_id: str, window: str, interfaces: dict[str, str]) -> list[Pan
 
 # Per-rank totals at the end of the job: metric -> column title.
 TOTALS = {
-    "trainer_steps_total": "steps",
-    "trainer_samples_total": "samples",
-    "trainer_allreduce_calls_total": "all-reduce calls",
-    "trainer_allreduce_bytes_total": "all-reduce bytes",
-    "trainer_allreduce_seconds_total": "all-reduce s",
-    "trainer_restarts_total": "restarts",
-    "trainer_loss": "last loss",
+    STEPS: "steps",
+    SAMPLES: "samples",
+    ALLREDUCE_CALLS: "all-reduce calls",
+    ALLREDUCE_BYTES: "all-reduce bytes",
+    ALLREDUCE_SECONDS: "all-reduce s",
+    RESTARTS: "restarts",
+    LOSS: "last loss",
 }
 
 FIRING_ALERTS = 'ALERTS{alertstate="firing"}'

@@ -73,7 +73,10 @@ class CannedPrometheus:
                 Series({"node": n, "device": "lo"}, times, [3e6] * len(times))
                 for n in ("mini-red", "mini-yellow")
             ]
-        if "node_cpu_seconds_total" in query or "memory_available" in query:
+        if query in (
+            'avg by (node) (node:cpu_utilisation:ratio{job="node"})',
+            'node:memory_available:ratio{job="node"}',
+        ):
             times, _ = ramp(start, end, step, lambda t: 0)
             return [
                 Series({"node": n}, times, [0.5] * len(times)) for n in ("mini-red", "mini-yellow")
@@ -193,6 +196,8 @@ def test_report_plots_every_panel_and_tells_the_summary(tmp_path: Path) -> None:
     assert (start, end) == (START - 10, END + 10)
     assert step == 1.0
     assert "[20s]" in query  # the rate window: four 5 s scrapes (more than two 1 s steps)
+    # Node CPU is the recording rule's figure, not a copy of its expression.
+    assert not any("node_cpu_seconds_total" in q for q, *_ in prom.ranges)
 
     assert "<td>steps</td><td>100/100</td>" in html
     assert "<td>samples/s</td><td>320.0</td>" in html

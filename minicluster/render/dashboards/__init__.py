@@ -16,7 +16,7 @@ from minicluster.core.config import Config
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
     from minicluster.render.dashboards import cluster_overview, network, training_job
-    from minicluster.render.dashboards.common import to_json
+    from minicluster.render.dashboards.common import runbook_link, to_json
 
 MODULES = {
     "cluster-overview.json": cluster_overview,
@@ -26,8 +26,13 @@ MODULES = {
 
 
 def dashboards(config: Config) -> dict[str, dict]:
-    """File name -> dashboard JSON data."""
-    return {name: to_json(module.build(config)) for name, module in MODULES.items()}
+    """File name -> dashboard JSON data; with `alerts.runbook_base_url` set, each dashboard
+    links to the runbooks its alerts point at."""
+    built = {name: module.build(config) for name, module in MODULES.items()}
+    base = config.alerts.runbook_base_url
+    if base:
+        built = {name: dashboard.link(runbook_link(base)) for name, dashboard in built.items()}
+    return {name: to_json(dashboard) for name, dashboard in built.items()}
 
 
 def dumps(dashboard: dict) -> str:

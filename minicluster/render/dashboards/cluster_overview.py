@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from minicluster.core import metrics
 from minicluster.core.config import Config
+from minicluster.core.metrics import NOT_LOOPBACK
 from minicluster.render.dashboards.common import (
-    NOT_LOOPBACK,
     new_dashboard,
     query_variable,
     row,
@@ -17,18 +18,19 @@ from minicluster.render.dashboards.common import (
 UID = "minicluster-cluster-overview"
 TITLE = "minicluster / Cluster overview"
 NODE = 'node=~"$node"'
+NODE_SERIES = f"{metrics.NODE}, {NODE}"
 
 
 def build(config: Config):
     a = config.alerts
     return (
         new_dashboard(UID, TITLE, "Every node of the cluster: resources, links and health.")
-        .with_variable(query_variable("node", "Node", 'label_values(up{job="node"}, node)'))
+        .with_variable(query_variable("node", "Node", f"label_values(up{{{metrics.NODE}}}, node)"))
         .with_row(row("Health"))
         .with_panel(
             stat_panel(
                 "Exporters",
-                [target(f'up{{job="node", {NODE}}}', "{{node}}")],
+                [target(f"up{{{NODE_SERIES}}}", "{{node}}")],
                 unit="none",
                 description="Whether Prometheus' last scrape of each node's exporter worked.",
                 width=8,
@@ -50,7 +52,7 @@ def build(config: Config):
         .with_panel(
             timeseries_panel(
                 "CPU utilisation",
-                [target(f"node:cpu_utilisation:ratio{{{NODE}}}", "{{node}}")],
+                [target(f"{metrics.CPU_UTILISATION}{{{NODE}}}", "{{node}}")],
                 unit="percentunit",
                 description="Share of CPU time not idle, all cores together.",
                 width=8,
@@ -72,7 +74,7 @@ def build(config: Config):
         .with_panel(
             timeseries_panel(
                 "Available memory",
-                [target(f"node:memory_available:ratio{{{NODE}}}", "{{node}}")],
+                [target(f"{metrics.MEMORY_AVAILABLE}{{{NODE}}}", "{{node}}")],
                 unit="percentunit",
                 description=(
                     "Memory usable without swapping: MemAvailable on Linux, free + inactive "
@@ -87,7 +89,7 @@ def build(config: Config):
         .with_panel(
             timeseries_panel(
                 "Memory pressure",
-                [target(f'minicluster_memory_pressure_level{{job="node", {NODE}}}', "{{node}}")],
+                [target(f"minicluster_memory_pressure_level{{{NODE_SERIES}}}", "{{node}}")],
                 unit="none",
                 description="The kernel's memory pressure level: 1 normal, 2 warn, 4 critical.",
                 width=12,
@@ -129,12 +131,11 @@ def build(config: Config):
                 "Disk throughput",
                 [
                     target(
-                        f'rate(node_disk_read_bytes_total{{job="node", {NODE}}}[$__rate_interval])',
+                        f"rate(node_disk_read_bytes_total{{{NODE_SERIES}}}[$__rate_interval])",
                         "{{node}} {{device}} read",
                     ),
                     target(
-                        f'-rate(node_disk_written_bytes_total{{job="node", {NODE}}}'
-                        "[$__rate_interval])",
+                        f"-rate(node_disk_written_bytes_total{{{NODE_SERIES}}}[$__rate_interval])",
                         "{{node}} {{device}} written",
                         ref="B",
                     ),
@@ -158,7 +159,7 @@ def build(config: Config):
                         ref="B",
                     ),
                     target(
-                        f'node_network_speed_bytes{{job="node", {NODE}, {NOT_LOOPBACK}}} > 0',
+                        f"node_network_speed_bytes{{{NODE_SERIES}, {NOT_LOOPBACK}}} > 0",
                         "{{node}} {{device}} link speed",
                         ref="C",
                     ),
@@ -188,7 +189,7 @@ def build(config: Config):
                 "Peer round trip",
                 [
                     target(
-                        f'minicluster_peer_rtt_seconds{{job="node", {NODE}}}',
+                        f"minicluster_peer_rtt_seconds{{{NODE_SERIES}}}",
                         "{{node}} → {{peer}}",
                     )
                 ],
@@ -201,7 +202,7 @@ def build(config: Config):
         .with_panel(
             stat_panel(
                 "Peers reachable",
-                [target(f'minicluster_peer_up{{job="node", {NODE}}}', "{{node}} → {{peer}}")],
+                [target(f"minicluster_peer_up{{{NODE_SERIES}}}", "{{node}} → {{peer}}")],
                 unit="none",
                 description="Whether each node could connect to each peer at the last scrape.",
                 width=12,
@@ -216,11 +217,11 @@ def build(config: Config):
                 "Collectors",
                 [
                     target(
-                        f'node_scrape_collector_success{{job="node", {NODE}}}',
+                        f"node_scrape_collector_success{{{NODE_SERIES}}}",
                         instant=True,
                     ),
                     target(
-                        f'node_scrape_collector_duration_seconds{{job="node", {NODE}}}',
+                        f"node_scrape_collector_duration_seconds{{{NODE_SERIES}}}",
                         instant=True,
                         ref="B",
                     ),
@@ -233,7 +234,7 @@ def build(config: Config):
         .with_panel(
             timeseries_panel(
                 "Scrape duration",
-                [target(f'scrape_duration_seconds{{job="node", {NODE}}}', "{{node}}")],
+                [target(f"scrape_duration_seconds{{{NODE_SERIES}}}", "{{node}}")],
                 unit="s",
                 description="How long each exporter took to answer Prometheus.",
                 minimum=0,

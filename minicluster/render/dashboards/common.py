@@ -17,6 +17,7 @@ from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
+    DashboardLinkType,
     DataSourceRef,
     DataTransformerConfig,
     Threshold,
@@ -34,8 +35,6 @@ from minicluster.render.grafana import DATASOURCE_UID
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 TAGS = ["minicluster"]
 REFRESH = "30s"
-# Loopback is never cluster traffic: Linux names it lo, macOS lo0.
-NOT_LOOPBACK = 'device!~"lo|lo0"'
 
 
 def datasource_variable() -> dashboard_builders.DatasourceVariable:
@@ -225,6 +224,18 @@ def new_dashboard(uid: str, title: str, description: str) -> dashboard_builders.
         .refresh(REFRESH)
         .timezone("browser")
         .with_variable(datasource_variable())
+    )
+
+
+def runbook_link(base_url: str) -> dashboard_builders.DashboardLink:
+    """A link in the dashboard's header to the runbooks, the same page alerts link to."""
+    return (
+        dashboard_builders.DashboardLink("Runbooks")
+        .type(DashboardLinkType.LINK)
+        .url(base_url)
+        .icon("doc")
+        .tooltip("What each alert means and what to do")
+        .target_blank(True)
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from minicluster.core import metrics
 from minicluster.core.config import Config
+from minicluster.core.metrics import NOT_LOOPBACK
 from minicluster.render.dashboards.common import (
-    NOT_LOOPBACK,
     new_dashboard,
     query_variable,
     row,
@@ -19,7 +20,7 @@ LEGEND = "{{node}} {{device}}"
 
 
 def _rate(metric: str, sign: str = "") -> str:
-    return f'{sign}rate({metric}{{job="node", {DEVICES}, {NOT_LOOPBACK}}}[$__rate_interval])'
+    return f"{sign}rate({metric}{{{metrics.NODE}, {DEVICES}, {NOT_LOOPBACK}}}[$__rate_interval])"
 
 
 def build(config: Config):
@@ -31,18 +32,18 @@ def build(config: Config):
             "Bytes, packets, errors and drops on every interface between the nodes, "
             "beside the bytes the training job all-reduces.",
         )
-        .with_variable(query_variable("node", "Node", 'label_values(up{job="node"}, node)'))
+        .with_variable(query_variable("node", "Node", f"label_values(up{{{metrics.NODE}}}, node)"))
         .with_variable(
             query_variable(
                 "device",
                 "Interface",
                 "label_values(node_network_receive_bytes_total"
-                f'{{job="node", node=~"$node", {NOT_LOOPBACK}}}, device)',
+                f'{{{metrics.NODE}, node=~"$node", {NOT_LOOPBACK}}}, device)',
             )
         )
         .with_variable(
             query_variable(
-                "job_id", "Job", 'label_values(trainer_steps_total{job="trainer"}, job_id)'
+                "job_id", "Job", f"label_values(trainer_steps_total{{{metrics.TRAINER}}}, job_id)"
             )
         )
         .with_row(row("Traffic"))
@@ -157,7 +158,7 @@ def build(config: Config):
                 "Peer round trip",
                 [
                     target(
-                        'minicluster_peer_rtt_seconds{job="node", node=~"$node"}',
+                        f'minicluster_peer_rtt_seconds{{{metrics.NODE}, node=~"$node"}}',
                         "{{node}} → {{peer}}",
                     )
                 ],

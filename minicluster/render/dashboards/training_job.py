@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 
+from minicluster.core import metrics
 from minicluster.core.config import Config
 from minicluster.render.dashboards.common import (
     DATASOURCE,
@@ -20,6 +21,9 @@ UID = "minicluster-training-job"
 TITLE = "minicluster / Training job"
 JOB = 'job_id=~"$job_id"'
 RANKS = 'job_id=~"$job_id", node=~"$node", rank=~"$rank"'
+# The same selections on the ranks' own series, with the scrape job's label.
+JOB_SERIES = f"{metrics.TRAINER}, {JOB}"
+RANK_SERIES = f"{metrics.TRAINER}, {RANKS}"
 RANK_LEGEND = "rank {{rank}} ({{node}})"
 
 
@@ -48,28 +52,28 @@ def build(config: Config):
         )
         .with_variable(
             query_variable(
-                "job_id", "Job", 'label_values(trainer_steps_total{job="trainer"}, job_id)'
+                "job_id", "Job", f"label_values(trainer_steps_total{{{metrics.TRAINER}}}, job_id)"
             )
         )
         .with_variable(
             query_variable(
-                "node", "Node", f'label_values(trainer_steps_total{{job="trainer", {JOB}}}, node)'
+                "node", "Node", f"label_values(trainer_steps_total{{{JOB_SERIES}}}, node)"
             )
         )
         .with_variable(
             query_variable(
                 "rank",
                 "Rank",
-                f'label_values(trainer_steps_total{{job="trainer", {JOB}, node=~"$node"}}, rank)',
+                f'label_values(trainer_steps_total{{{JOB_SERIES}, node=~"$node"}}, rank)',
             )
         )
         .annotation(
             _annotation(
                 "Job start",
                 "green",
-                f'group by (job_id) (trainer_steps_total{{job="trainer", {JOB}}})'
+                f"group by (job_id) (trainer_steps_total{{{JOB_SERIES}}})"
                 " unless group by (job_id)"
-                f' (trainer_steps_total{{job="trainer", {JOB}}} offset 1m)',
+                f" (trainer_steps_total{{{JOB_SERIES}}} offset 1m)",
                 "job start",
             )
         )
@@ -77,9 +81,9 @@ def build(config: Config):
             _annotation(
                 "Job end",
                 "blue",
-                f'group by (job_id) (trainer_job_finished{{job="trainer", {JOB}}} == 1)'
+                f"group by (job_id) (trainer_job_finished{{{JOB_SERIES}}} == 1)"
                 " unless group by (job_id)"
-                f' (trainer_job_finished{{job="trainer", {JOB}}} offset 1m == 1)',
+                f" (trainer_job_finished{{{JOB_SERIES}}} offset 1m == 1)",
                 "job end",
             )
         )
@@ -87,7 +91,7 @@ def build(config: Config):
         .with_panel(
             stat_panel(
                 "Progress",
-                [target(f'max by (job_id) (trainer_progress_ratio{{job="trainer", {JOB}}})')],
+                [target(f"max by (job_id) (trainer_progress_ratio{{{JOB_SERIES}}})")],
                 unit="percentunit",
                 description="Steps done over the steps the job will run.",
                 steps=((None, "blue"), (1, "green")),
@@ -112,7 +116,7 @@ def build(config: Config):
         .with_panel(
             stat_panel(
                 "Ranks answering",
-                [target(f'count by (job_id) (up{{job="trainer", {JOB}}} == 1)')],
+                [target(f"count by (job_id) (up{{{JOB_SERIES}}} == 1)")],
                 unit="none",
                 description="Ranks whose metrics endpoint answered the last scrape.",
             )
@@ -141,7 +145,7 @@ def build(config: Config):
         .with_panel(
             timeseries_panel(
                 "Loss",
-                [target(f'trainer_loss{{job="trainer", {RANKS}}}', RANK_LEGEND)],
+                [target(f"trainer_loss{{{RANK_SERIES}}}", RANK_LEGEND)],
                 unit="none",
                 description="Training loss at the last log step, per rank.",
                 width=8,
@@ -153,8 +157,7 @@ def build(config: Config):
                 "Step time by phase",
                 [
                     target(
-                        "avg by (phase) "
-                        f"(job_rank:trainer_phase_seconds_per_step:ratio{{{RANKS}}})",
+                        f"avg by (phase) ({metrics.PHASE_SECONDS_PER_STEP}{{{RANKS}}})",
                         "{{phase}}",
                     )
                 ],
@@ -175,13 +178,13 @@ def build(config: Config):
                 [
                     target(
                         "histogram_quantile(0.5, sum by (le, rank, node) (rate("
-                        f'trainer_step_duration_seconds_bucket{{job="trainer", {RANKS}}}'
+                        f"trainer_step_duration_seconds_bucket{{{RANK_SERIES}}}"
                         "[$__rate_interval])))",
                         "p50 " + RANK_LEGEND,
                     ),
                     target(
                         "histogram_quantile(0.9, sum by (le, rank, node) (rate("
-                        f'trainer_step_duration_seconds_bucket{{job="trainer", {RANKS}}}'
+                        f"trainer_step_duration_seconds_bucket{{{RANK_SERIES}}}"
                         "[$__rate_interval])))",
                         "p90 " + RANK_LEGEND,
                         ref="B",
@@ -196,7 +199,7 @@ def build(config: Config):
         .with_panel(
             timeseries_panel(
                 "Communication fraction",
-                [target(f"job_rank:trainer_comm_fraction:ratio{{{RANKS}}}", RANK_LEGEND)],
+                [target(f"{metrics.RANK_COMM_FRACTION}{{{RANKS}}}", RANK_LEGEND)],
                 unit="percentunit",
                 description="Share of each rank's step time spent in all-reduce and staging.",
                 width=8,
@@ -222,13 +225,13 @@ def build(config: Config):
                 [
                     target(
                         "histogram_quantile(0.5, sum by (le, rank, node) (rate("
-                        f'trainer_allreduce_bucket_seconds_bucket{{job="trainer", {RANKS}}}'
+                        f"trainer_allreduce_bucket_seconds_bucket{{{RANK_SERIES}}}"
                         "[$__rate_interval])))",
                         "p50 " + RANK_LEGEND,
                     ),
                     target(
                         "histogram_quantile(0.99, sum by (le, rank, node) (rate("
-                        f'trainer_allreduce_bucket_seconds_bucket{{job="trainer", {RANKS}}}'
+                        f"trainer_allreduce_bucket_seconds_bucket{{{RANK_SERIES}}}"
                         "[$__rate_interval])))",
                         "p99 " + RANK_LEGEND,
                         ref="B",
@@ -269,7 +272,7 @@ def build(config: Config):
                         ref="B",
                     ),
                     target(
-                        f"job_rank:trainer_comm_fraction:ratio{{{RANKS}}}",
+                        f"{metrics.RANK_COMM_FRACTION}{{{RANKS}}}",
                         instant=True,
                         ref="C",
                     ),
@@ -294,7 +297,7 @@ def build(config: Config):
         .with_panel(
             stat_panel(
                 "Restarts",
-                [target(f'max by (job_id) (trainer_restarts_total{{job="trainer", {JOB}}})')],
+                [target(f"max by (job_id) (trainer_restarts_total{{{JOB_SERIES}}})")],
                 unit="none",
                 description=(
                     f"torchrun restarts of this job so far (max_restarts is "
@@ -308,7 +311,7 @@ def build(config: Config):
         .with_panel(
             timeseries_panel(
                 "Last checkpoint step",
-                [target(f'trainer_last_checkpoint_step{{job="trainer", {RANKS}}}', RANK_LEGEND)],
+                [target(f"trainer_last_checkpoint_step{{{RANK_SERIES}}}", RANK_LEGEND)],
                 unit="none",
                 description="The step of each rank's newest checkpoint.",
                 width=8,
@@ -320,7 +323,7 @@ def build(config: Config):
                 "Checkpoint duration",
                 [
                     target(
-                        f'trainer_checkpoint_duration_seconds{{job="trainer", {RANKS}}}',
+                        f"trainer_checkpoint_duration_seconds{{{RANK_SERIES}}}",
                         RANK_LEGEND,
                     )
                 ],
