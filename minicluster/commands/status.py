@@ -18,6 +18,14 @@ from rich.table import Table
 
 from minicluster.commands.args import add_config_arguments, config_from_args
 from minicluster.core.config import Config
+from minicluster.core.metrics import (
+    JOB_FINISHED,
+    NODE_JOB,
+    STEPS,
+    TARGET_STEPS,
+    TRAINER_JOB,
+    rate_window,
+)
 from minicluster.launcher.prom import Prometheus, PrometheusError, Sample, prometheus_url
 
 _ALERT_LABELS_SHOWN_APART = ("alertname", "alertstate", "severity", "__name__")
@@ -53,15 +61,10 @@ def _by_rank(samples: list[Sample]) -> dict[tuple[str, int], Sample]:
     return keyed
 
 
-def _rate_window(config: Config) -> int:
-    """Long enough to hold two scrapes even when one failed."""
-    return max(60, 4 * config.prometheus.scrape_interval_seconds)
-
-
 def collect(prom: Prometheus, config: Config) -> ClusterStatus:
     status = ClusterStatus(prom.base_url)
     up = prom.query("up")
-    node_up = {s.labels.get("node"): s.value == 1 for s in up if s.labels.get("job") == "node"}
+    node_up = {s.labels.get("node"): s.value == 1 for s in up if s.labels.get("job") == NODE_JOB}
     status.nodes = [(n.name, n.role, node_up.get(n.name)) for n in config.nodes]
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for sample in up:
@@ -71,16 +74,18 @@ def collect(prom: Prometheus, config: Config) -> ClusterStatus:
 
     ranks: dict[tuple[str, int], RankStatus] = {}
     for (job_id, rank), sample in _by_rank(
-        [s for s in up if s.labels.get("job") == "trainer"]
+        [s for s in up if s.labels.get("job") == TRAINER_JOB]
     ).items():
         ranks[(job_id, rank)] = RankStatus(
             job_id, rank, sample.labels.get("node", "?"), up=sample.value == 1
         )
+    # The rules' window holds two scrapes even when one failed.
+    window = rate_window(config.prometheus.scrape_interval_seconds)
     queries = {
-        "steps": "trainer_steps_total",
-        "target": "trainer_target_steps",
-        "rate": f"irate(trainer_steps_total[{_rate_window(config)}s])",
-        "finished": "trainer_job_finished",
+        "steps": STEPS,
+        "target": TARGET_STEPS,
+        "rate": f"irate({STEPS}[{window}])",
+        "finished": JOB_FINISHED,
     }
     for attribute, expr in queries.items():
         for key, sample in _by_rank(prom.query(expr)).items():
