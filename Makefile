@@ -90,7 +90,8 @@ bench: install
 # passes any other option (see `minicluster run-job --help`), e.g. JOB_FLAGS="--batch-size 64".
 # `make logs JOB=<job_id>` fetches and re-merges a job's per-rank logs from every node;
 # `make status` is one screen from Prometheus.
-.PHONY: run-job status top logs
+.PHONY: run-job stop status top logs
+CMD       ?=
 LOCAL     ?=
 STEPS     ?=
 JOB       ?=
@@ -100,8 +101,14 @@ WHERE      = $(if $(IS_LOCAL),--local,--config $(CONFIG))
 # The config file a target needs: none with LOCAL=1.
 NEEDS_CONFIG = $(if $(IS_LOCAL),,$(CONFIG))
 
+# CMD="python train.py --epochs 3" runs your own program, the current folder shipped to every
+# node; `make stop JOB=<job_id>` stops a job on every node by its recorded PIDs.
 run-job: install $(NEEDS_CONFIG)
-	$(CLI) run-job $(WHERE) $(if $(STEPS),--steps $(STEPS)) $(JOB_FLAGS)
+	$(CLI) run-job $(WHERE) $(if $(STEPS),--steps $(STEPS)) $(JOB_FLAGS) $(if $(CMD),-- $(CMD))
+
+stop: install $(NEEDS_CONFIG)
+	@test -n "$(JOB)" || { echo "usage: make stop JOB=<job_id> (the job ids are in runs/)"; exit 2; }
+	$(CLI) stop $(JOB) $(WHERE)
 
 status: install $(NEEDS_CONFIG)
 	$(CLI) status $(WHERE)

@@ -18,6 +18,7 @@ COMMANDS = (
     "deploy",
     "doctor",
     "run_job",
+    "stop",
     "logs",
     "status",
     "demo",

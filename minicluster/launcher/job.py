@@ -79,6 +79,27 @@ class _Outcome:
     failed_code: int | None = None
     failed_at: str | None = None  # when the launcher saw the failing node's torchrun exit
     notes: list[str] = field(default_factory=list)
+    pids_recorded: bool = False
+
+
+def _record_pids(nodes: list[NodeProcess], setup: JobSetup, outcome: _Outcome) -> None:
+    """Once every node's torchrun PID is known, runs/<job_id>.json has them while the job
+    runs, so `minicluster stop JOB_ID` can stop it from another terminal."""
+    if outcome.pids_recorded or any(n.pid is None for n in nodes):
+        return
+    outcome.pids_recorded = True
+    write_record(
+        setup.runs_dir,
+        nodes[0].job_id,
+        {
+            "job_id": nodes[0].job_id,
+            "status": "running",
+            "cluster": setup.config.cluster.name,
+            "nodes": [n.name for n in setup.config.nodes],
+            "commands": {n.node.name: n.command.argv for n in nodes},
+            "pids": {n.node.name: n.pid for n in nodes},
+        },
+    )
 
 
 def _stop_all(nodes: list[NodeProcess], grace: float, progress: JobProgress) -> None:
@@ -122,6 +143,7 @@ def _pump(
                 if _show(line, setup.verbose):
                     progress.print(line.text, style="dim" if line.parsed is None else None)
         log.flush(time.time())
+        _record_pids(nodes, setup, outcome)
         if outcome.failed_node is None:
             for node in nodes:
                 code = node.poll()

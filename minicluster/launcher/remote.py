@@ -180,7 +180,7 @@ class NodeProcess:
         if self.command.runs_here:
             report = reap.stop_tree(self.proc.pid, grace)
             self.proc.poll()
-            return _describe(self.node.name, report)
+            return describe(self.node.name, report)
         if self.proc.poll() is None:
             self._pid_seen.wait(timeout=min(2.0, grace))
         message = f"{self.node.name}: no remote PID seen"
@@ -192,7 +192,7 @@ class NodeProcess:
                     self.node, reaper, timeout=grace + self.ssh.connect_timeout + 10
                 )
                 self.reachable = result.returncode != SSH_CONNECTION_FAILED
-                message = _describe_remote(self.node.name, self.pid, result)
+                message = describe_remote(self.node.name, self.pid, result)
             except LauncherError as exc:
                 self.reachable = False
                 message = f"{exc}; could not stop PID {self.pid} there"
@@ -203,7 +203,7 @@ class NodeProcess:
         return message
 
 
-def _describe(name: str, report: reap.StopReport) -> str:
+def describe(name: str, report: reap.StopReport) -> str:
     if not report.found:
         return f"{name}: PID {report.pid} had already exited"
     children = len(report.terminated) + len(report.killed) - 1
@@ -215,7 +215,7 @@ def _describe(name: str, report: reap.StopReport) -> str:
     return text
 
 
-def _describe_remote(name: str, pid: int, result: subprocess.CompletedProcess) -> str:
+def describe_remote(name: str, pid: int, result: subprocess.CompletedProcess) -> str:
     lines = result.stdout.decode(errors="replace").strip().splitlines()
     try:
         report = reap.StopReport(**json.loads(lines[-1]))
@@ -223,7 +223,7 @@ def _describe_remote(name: str, pid: int, result: subprocess.CompletedProcess) -
         detail = result.stderr.decode(errors="replace").strip().splitlines()
         reason = detail[-1] if detail else f"exit status {result.returncode}"
         return f"{name}: stopping PID {pid} failed: {reason}"
-    return _describe(name, report)
+    return describe(name, report)
 
 
 # --- files ---------------------------------------------------------------------------------
