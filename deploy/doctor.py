@@ -127,12 +127,12 @@ def check_python(remote: Remote) -> list[Check]:
         node.python if ok else f"{node.python} does not exist",
         "" if ok else f"brew install python@3.12 on {node.name}, or fix nodes.python",
     )
-    ok_venv, _, _ = remote.run(f"test -x {shlex.quote(node.venv_python)}")
+    ok_venv, _, _ = remote.run(f"test -x {shlex.quote(layout.venv_python(node))}")
     venv = Check(
         node.name,
         "venv",
         ok_venv,
-        node.venv_python if ok_venv else f"{node.venv_python} does not exist",
+        layout.venv_python(node) if ok_venv else f"{layout.venv_python(node)} does not exist",
         "" if ok_venv else "make deploy",
     )
     return [python, venv]
@@ -249,7 +249,7 @@ def check_ports(remote: Remote, peers: list[Remote], config: Config) -> Check:
 
 def check_disk(remote: Remote, config: Config) -> Check:
     node = remote.node
-    target = config.trainer.resolve_dir(config.trainer.checkpoint_dir, node)
+    target = layout.checkpoint_dir(node, config.trainer)
     # The folder may not exist yet: measure the nearest existing parent.
     script = (
         f'd={shlex.quote(target)}; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d"'

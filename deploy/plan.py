@@ -1,11 +1,13 @@
 """The operations for one node: read its state (pyinfra facts), add only what must change.
 
-Every node: OS and Homebrew (macOS) checked, the venv made from `node.python`, exactly the
-control machine's wheel installed into it (and imported the way launchd will run it),
-config.yaml, the exporter LaunchDaemon, the exporter (re)started only if something it
-reads changed. The master also: Prometheus, Alertmanager and Grafana from Homebrew, the
-rendered stack checked before it replaces the live one, their LaunchDaemons, and a reload
-(SIGHUP) rather than a restart when only their configuration changed.
+Every node: Homebrew checked (it is what makes a node a Mac this deploy installs onto),
+the venv made from `node.python`, exactly the control machine's wheel installed into it
+(and imported the way launchd will run it), config.yaml, the exporter LaunchDaemon, the
+exporter (re)started only if something it reads changed. The master also: Prometheus,
+Alertmanager and Grafana from Homebrew (those the config expects at Homebrew's paths; a
+binary configured elsewhere must already be there), the rendered stack checked before it
+replaces the live one, their LaunchDaemons, and a reload (SIGHUP) rather than a restart
+when only their configuration changed.
 
 Decisions are made here, once, from the facts read at plan time; the operations that get
 added are the changes. A dry run prints them; a real run executes them.
@@ -23,14 +25,13 @@ from pathlib import PurePosixPath
 
 from pyinfra.api import Host, State
 from pyinfra.api.operation import add_op
-from pyinfra.facts.server import Kernel
 from pyinfra.operations import brew, files, server
 
 from minicluster.core import layout
 from minicluster.core.config import Config, NodeSettings
 from minicluster.deploy import services, stack
 from minicluster.deploy.facts import Executable, LaunchdService, TextFile, TreeDigest
-from minicluster.deploy.wheel import Wheel
+from minicluster.deploy.wheel import Wheel, install_commands
 from minicluster.render.bundle import PRIVATE
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 
@@ -40,7 +41,8 @@ HOMEBREW_FORMULAE = {
     "alertmanager": "alertmanager",
     "grafana": "grafana",
 }
-DEBIAN_PACKAGES = {"prometheus": "prometheus", "alertmanager": "prometheus-alertmanager"}
+# launchd loads a LaunchDaemon only from a root-owned plist; macOS's group for gid 0.
+ROOT_GROUP = "wheel"
 # What the exporter reads from config.yaml; other sections never restart it.
 EXPORTER_SECTIONS = ("cluster", "nodes", "exporter")
 
@@ -53,7 +55,6 @@ class PlanError(RuntimeError):
 class HostPlan:
     host: Host
     node: NodeSettings
-    kernel: str = ""
     services: dict[str, str] = field(default_factory=dict)  # label -> what happens to it
     stack_changes: list[str] = field(default_factory=list)  # stack files that change
     notes: list[str] = field(default_factory=list)  # skipped parts, said plainly
@@ -95,7 +96,8 @@ class NodePlanner:
         self.node: NodeSettings = host.data.node
         self.plan = HostPlan(host, self.node)
         self.sudo = {"_sudo": True} if self.node.ssh_user != "root" else {}
-        self.brew_env: dict[str, str] = {}  # PATH with Homebrew's bin folder (macOS)
+        self.brew_bin = ""  # Homebrew's bin folder on the node
+        self.brew_env: dict[str, str] = {}  # PATH with Homebrew's bin folder
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -109,12 +111,8 @@ class NodePlanner:
 
     def put(self, name: str, data: bytes | str, dest: str, mode: str, root: bool = False):
         src = StringIO(data) if isinstance(data, str) else BytesIO(data)
-        owner = {"user": "root", "group": self.root_group, **self.sudo} if root else {}
+        owner = {"user": "root", "group": ROOT_GROUP, **self.sudo} if root else {}
         return self.op(files.put, name, src=src, dest=dest, mode=mode, **owner)
-
-    @property
-    def root_group(self) -> str:
-        return "wheel" if self.plan.kernel == "Darwin" else "root"
 
     def service(self, name: str, label: str, change: services.Change) -> None:
         job = self.fact(LaunchdService, label=label)
@@ -125,47 +123,36 @@ class NodePlanner:
 
     # --- every node ---------------------------------------------------------------------
 
-    def check_os(self) -> None:
-        kernel = self.fact(Kernel)
-        self.plan.kernel = kernel
-        python_ok = self.fact(Executable, path=self.node.python)
-        if kernel == "Darwin":
-            brew_path = next((p for p in HOMEBREW_PATHS if self.fact(Executable, path=p)), None)
-            if brew_path is None:
-                raise PlanError("Homebrew is not installed: install it from https://brew.sh")
-            self.brew_env = {"PATH": f"{PurePosixPath(brew_path).parent}:/usr/bin:/bin"}
-            formula = homebrew_formula(self.node.python)
-            if not python_ok and formula:
-                self.op(brew.packages, f"python: brew install {formula}", packages=[formula],
-                        _env=self.brew_env)  # fmt: skip
-            elif not python_ok:
-                raise PlanError(f"python {self.node.python} does not exist on {self.node.name}")
-        elif kernel == "Linux":
-            # Linux nodes (the simulated Minis in the tests) have no Homebrew: the
-            # interpreter and, on the master, Debian's Prometheus packages must be there.
-            if not python_ok:
-                raise PlanError(f"python {self.node.python} does not exist on {self.node.name}")
-        else:
-            raise PlanError(f"unsupported operating system {kernel!r}")
+    def check_homebrew(self) -> None:
+        """Homebrew, and the node's base Python (from Homebrew when it is missing)."""
+        brew_path = next((p for p in HOMEBREW_PATHS if self.fact(Executable, path=p)), None)
+        if brew_path is None:
+            raise PlanError(
+                f"Homebrew is not installed (looked for {' and '.join(HOMEBREW_PATHS)}): "
+                "install it from https://brew.sh"
+            )
+        self.brew_bin = str(PurePosixPath(brew_path).parent)
+        self.brew_env = {"PATH": f"{self.brew_bin}:/usr/bin:/bin"}
+        if self.fact(Executable, path=self.node.python):
+            return
+        formula = homebrew_formula(self.node.python)
+        if not formula:
+            raise PlanError(f"python {self.node.python} does not exist on {self.node.name}")
+        self.op(brew.packages, f"python: brew install {formula}", packages=[formula],
+                _env=self.brew_env)  # fmt: skip
 
     def layout(self) -> None:
         node = self.node
-        for path in (node.install_dir, layout.log_dir(node), node.run_dir, self.wheels_dir):
+        folders = (node.install_dir, layout.log_dir(node), layout.run_dir(node),
+                   layout.wheels_dir(node))  # fmt: skip
+        for path in folders:
             self.op(files.directory, f"folder {path}", path=path, user=node.ssh_user, **self.sudo)
-
-    @property
-    def venv(self) -> str:
-        return f"{self.node.install_dir}/venv"
-
-    @property
-    def wheels_dir(self) -> str:
-        return f"{self.node.install_dir}/wheels"
 
     def python_env(self, wheel: Wheel, exporter_plist: dict) -> bool:
         """The venv and the wheel in it; True when the installed package changes."""
-        node, venv = self.node, self.venv
-        made_from = (self.fact(TextFile, path=f"{venv}/.minicluster-python") or "").strip()
-        venv_ok = made_from == node.python and self.fact(Executable, path=node.venv_python)
+        node, venv, python = self.node, layout.venv_dir(self.node), layout.venv_python(self.node)
+        made_from = (self.fact(TextFile, path=layout.venv_origin_path(node)) or "").strip()
+        venv_ok = made_from == node.python and self.fact(Executable, path=python)
         if not venv_ok:
             self.op(
                 server.shell,
@@ -174,18 +161,15 @@ class NodePlanner:
                     f"rm -rf {shlex.quote(venv)}",
                     f"{shlex.quote(node.python)} -m venv {shlex.quote(venv)}",
                     f"printf '%s\\n' {shlex.quote(node.python)} > "
-                    + shlex.quote(f"{venv}/.minicluster-python"),
+                    + shlex.quote(layout.venv_origin_path(node)),
                 ],
             )
-        remote_wheel = f"{self.wheels_dir}/{wheel.name}"
+        remote_wheel = layout.wheel_path(node, wheel.name)
         self.op(files.put, f"wheel {wheel.name}", src=str(wheel.path), dest=remote_wheel,
                 mode="644")  # fmt: skip
-        installed = (self.fact(TextFile, path=f"{venv}/.minicluster-wheel") or "").strip()
+        installed = (self.fact(TextFile, path=layout.venv_wheel_path(node)) or "").strip()
         if venv_ok and installed == wheel.sha256:
             return False
-        # --no-compile: byte-compiling all of torch at install time doubles the install; the
-        # services compile what they import on first start (the venv belongs to their user).
-        pip = f"{shlex.quote(node.venv_python)} -m pip install --quiet --no-compile"
         check = launchd_environment_command(
             exporter_plist, "import minicluster.exporter, minicluster.trainer, torch"
         )
@@ -193,13 +177,9 @@ class NodePlanner:
             server.shell,
             f"venv: install {wheel.name} (sha256 {wheel.sha256[:12]})",
             commands=[
-                # The package itself first (the version number may be unchanged while the
-                # code is not), then whatever dependencies its metadata now asks for.
-                f"{pip} --force-reinstall --no-deps {shlex.quote(remote_wheel)}",
-                f"{pip} {shlex.quote(remote_wheel)}",
-                f"{shlex.quote(node.venv_python)} -m pip check",
+                *install_commands(python, remote_wheel),
                 check,  # imports as launchd will run it, or the deploy stops here
-                f"printf '%s\\n' {wheel.sha256} > " + shlex.quote(f"{venv}/.minicluster-wheel"),
+                f"printf '%s\\n' {wheel.sha256} > " + shlex.quote(layout.venv_wheel_path(node)),
             ],
         )
         return True
@@ -207,10 +187,8 @@ class NodePlanner:
     def exporter(self, plists: dict[str, bytes], reinstalled: bool) -> None:
         node, label = self.node, exporter_label()
         self.put("config.yaml", self.config_text, layout.config_path(node), "644")
-        inputs = self.put(
-            "exporter inputs", exporter_inputs(self.config), f"{node.install_dir}/exporter.inputs",
-            "644",
-        )  # fmt: skip
+        inputs_path = layout.exporter_inputs_path(node)
+        inputs = self.put("exporter inputs", exporter_inputs(self.config), inputs_path, "644")
         plist = self.put(
             f"plist {label}", plists[f"{label}.plist"], services.plist_path(label), "644", True
         )
@@ -220,24 +198,34 @@ class NodePlanner:
     # --- the master ---------------------------------------------------------------------
 
     def monitoring_binaries(self) -> None:
-        config = self.config
-        if self.plan.kernel == "Darwin":
-            self.op(brew.packages, "brew install prometheus alertmanager grafana",
-                    packages=list(HOMEBREW_FORMULAE.values()), _env=self.brew_env)  # fmt: skip
-            self.plan.grafana_present = True
-            return
-        needed = {
-            config.prometheus.binary: DEBIAN_PACKAGES["prometheus"],
-            str(PurePosixPath(config.prometheus.binary).with_name("promtool")): "prometheus",
-            config.alertmanager.binary: DEBIAN_PACKAGES["alertmanager"],
-            str(PurePosixPath(config.alertmanager.binary).with_name("amtool")): (
-                DEBIAN_PACKAGES["alertmanager"]
-            ),
+        """Homebrew installs the services whose configured binary is at Homebrew's paths;
+        a binary configured anywhere else is the user's to install, and is checked."""
+        config, prefix = self.config, PurePosixPath(self.brew_bin).parent
+        binaries = {
+            "prometheus": config.prometheus.binary,
+            "alertmanager": config.alertmanager.binary,
+            "grafana": config.grafana.binary,
         }
-        for path, package in needed.items():
-            if not self.fact(Executable, path=path):
-                raise PlanError(f"{path} is missing on {self.node.name}: apt-get install {package}")
-        self.plan.grafana_present = self.fact(Executable, path=config.grafana.binary)
+        from_brew = [
+            name for name, path in binaries.items() if PurePosixPath(path).is_relative_to(prefix)
+        ]
+        if from_brew:
+            formulae = [HOMEBREW_FORMULAE[service] for service in from_brew]
+            self.op(brew.packages, f"brew install {' '.join(formulae)}", packages=formulae,
+                    _env=self.brew_env)  # fmt: skip
+        tools = {"prometheus": "promtool", "alertmanager": "amtool"}
+        for service, tool in tools.items():
+            if service in from_brew:
+                continue
+            for path in (binaries[service], str(PurePosixPath(binaries[service]).with_name(tool))):
+                if not self.fact(Executable, path=path):
+                    raise PlanError(
+                        f"{path} is missing on {self.node.name}: install {service} there, or "
+                        f"set {service}.binary to Homebrew's ({prefix}/bin/{service})"
+                    )
+        self.plan.grafana_present = "grafana" in from_brew or self.fact(
+            Executable, path=config.grafana.binary
+        )
         if not self.plan.grafana_present:
             self.plan.notes.append(
                 f"grafana: {config.grafana.binary} is not installed here; its files are "
@@ -264,7 +252,7 @@ class NodePlanner:
         changed = rendered.changed_files(live)
         self.plan.stack_changes = changed
         if changed:
-            staging = stack.staging_dir(config)
+            staging = layout.staging_dir(node)
             self.op(
                 server.shell, "stack: clear staging", commands=[f"rm -rf {shlex.quote(staging)}"]
             )
@@ -301,7 +289,7 @@ def plan_host(
     node = planner.node
     plists = rendered.plists[node.name]
     exporter_plist = plistlib.loads(plists[f"{exporter_label()}.plist"])
-    planner.check_os()
+    planner.check_homebrew()
     planner.layout()
     reinstalled = planner.python_env(wheel, exporter_plist)
     planner.exporter(plists, reinstalled)

@@ -110,15 +110,11 @@ def validate_commands(config: Config, stack: Stack, root: str) -> list[str]:
     return commands
 
 
-def staging_dir(config: Config) -> str:
-    return f"{config.master.install_dir}/staging"
-
-
 def swap_command(config: Config) -> str:
     """Replace the live tree by the checked staging tree (a rename; the old one is removed)."""
     live = shlex.quote(layout.stack_dir(config.master))
-    old = shlex.quote(layout.stack_dir(config.master) + ".old")
-    staged = shlex.quote(staging_dir(config))
+    old = shlex.quote(layout.previous_stack_dir(config.master))
+    staged = shlex.quote(layout.staging_dir(config.master))
     return (
         f"rm -rf {old} && if [ -d {live} ]; then mv {live} {old}; fi"
         f" && mv {staged} {live} && rm -rf {old}"

@@ -23,21 +23,9 @@ from minicluster.deploy import services
 from minicluster.deploy.facts import LaunchdService
 from minicluster.deploy.inventory import build_state
 from minicluster.deploy.run import connect
-from minicluster.deploy.stack import staging_dir
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 
 MASTER_SERVICES = ("prometheus", "alertmanager", "grafana")
-
-
-def installed_paths(config: Config, node: NodeSettings) -> list[str]:
-    """Everything deploy puts into install_dir, except data and logs."""
-    base = node.install_dir
-    paths = [f"{base}/venv", f"{base}/wheels", layout.config_path(node), f"{base}/exporter.inputs",
-             node.run_dir]  # fmt: skip
-    if node.role == "master":
-        stack = layout.stack_dir(node)
-        paths += [stack, f"{stack}.old", staging_dir(config), layout.secrets_dir(node)]
-    return paths
 
 
 def plan_removal(state: State, host: Host, config: Config, purge: bool) -> list:
@@ -57,7 +45,7 @@ def plan_removal(state: State, host: Host, config: Config, purge: bool) -> list:
         commands = services.bootout_commands(label, job)
         commands.append(f"rm -f {shlex.quote(services.plist_path(label))}")
         op(f"{label}: boot out, remove plist", commands)
-    paths = [node.install_dir] if purge else installed_paths(config, node)
+    paths = [node.install_dir] if purge else layout.deployed_paths(node)
     op(f"remove {', '.join(paths)}", ["rm -rf " + " ".join(shlex.quote(p) for p in paths)])
     return ops
 

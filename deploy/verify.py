@@ -132,7 +132,7 @@ def verify(
         base = _url(master.address, graf.port, "")
         if probe.get(base + "/api/health", SERVICE_WAIT_SECONDS).get("status") != 200:
             raise VerifyError("Grafana does not answer /api/health (see grafana.err.log)")
-        auth = f"{graf.admin_user}:{layout.secrets_dir(master)}/grafana-admin-password"
+        auth = f"{graf.admin_user}:{layout.secret_path(master, 'grafana-admin-password')}"
         for uid in rendered.dashboard_uids():
             # Provisioning runs after start; give it the same grace as the health check.
             found = probe.get(f"{base}/api/dashboards/uid/{uid}", SERVICE_WAIT_SECONDS, auth)

@@ -1,16 +1,17 @@
 """Build the project wheel once, on the control machine, for every node to install.
 
-Every node gets exactly this file: no source tree on a path, no PYTHONPATH (the cause of
-the roadmap's `ModuleNotFoundError`). The build runs on a copy of the sources so stale
-`build/` folders in the checkout cannot leak old modules into the wheel, and with a fixed
-SOURCE_DATE_EPOCH so unchanged sources give a byte-identical wheel: a second deploy then
-sees the same sha256 and reinstalls nothing.
+Every node gets exactly this file: no source tree on a path, no PYTHONPATH (which a
+launchd job does not have, so a service that works in a shell would fail). The build
+runs on a copy of the sources so stale `build/` folders in the checkout cannot leak old
+modules into the wheel, and with a fixed SOURCE_DATE_EPOCH so unchanged sources give a
+byte-identical wheel: a second deploy then sees the same sha256 and reinstalls nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -70,3 +71,23 @@ def existing_wheel(path: Path) -> Wheel:
     if path.suffix != ".whl" or not path.is_file():
         raise WheelBuildError(f"{path}: no such wheel file")
     return Wheel(path, hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def install_commands(python: str, remote_wheel: str) -> list[str]:
+    """pip commands that install `remote_wheel` into the venv of `python` on a node.
+
+    The wheel is named bare, never `wheel[extra]`: a node gets the base dependencies only
+    (what the exporter and the trainer import, torch among them), not the control machine's
+    extra (pyinfra, gevent, matplotlib, the Grafana SDK).
+    --no-compile: byte-compiling all of torch at install time doubles the install; the
+    services compile what they import on first start (the venv belongs to their user).
+    """
+    pip = f"{shlex.quote(python)} -m pip install --quiet --no-compile"
+    wheel = shlex.quote(remote_wheel)
+    return [
+        # The package itself first (the version number may be unchanged while the code is
+        # not), then whatever dependencies its metadata now asks for.
+        f"{pip} --force-reinstall --no-deps {wheel}",
+        f"{pip} {wheel}",
+        f"{shlex.quote(python)} -m pip check",
+    ]

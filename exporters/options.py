@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psutil
 
+from minicluster.core import layout
 from minicluster.core.config import Config, ConfigError, ExporterSettings, NodeSettings
 from minicluster.core.profiles import default_state_dir
 from minicluster.exporter.collectors.peers import Peer
@@ -94,7 +95,7 @@ def from_config(
         node=node.name,
         listen_host=host,
         listen_port=port,
-        run_dir=node.run_dir,
+        run_dir=layout.run_dir(node),
         peers=peers,
         peer_probe_timeout_seconds=settings.peer_probe_timeout_seconds,
         collector_timeout_seconds=settings.collector_timeout_seconds,

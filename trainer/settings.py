@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from minicluster.core import layout
 from minicluster.core.config import ConfigError, NodeSettings, TrainerSettings, load_config
 from minicluster.core.profiles import default_state_dir
 
@@ -163,9 +164,9 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> R
         trainer = _trainer_with_overrides(config.trainer, args)
         node_name, address, interface = node.name, node.address, node.interface
         base_port = config.metrics_base_port(node)
-        checkpoint_dir = Path(trainer.resolve_dir(trainer.checkpoint_dir, node))
-        log_dir = Path(trainer.resolve_dir(trainer.log_dir, node))
-        run_dir = Path(node.run_dir)
+        checkpoint_dir = Path(layout.checkpoint_dir(node, trainer))
+        log_dir = Path(layout.rank_log_dir(node, trainer))
+        run_dir = Path(layout.run_dir(node))
     else:
         trainer = _trainer_with_overrides(TrainerSettings(), args)
         node_name = args.node or socket.gethostname().split(".")[0].lower()

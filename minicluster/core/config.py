@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from minicluster.core import layout
 from minicluster.core.collectors import COLLECTOR_NAMES
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -92,12 +93,12 @@ class NodeSettings(_Section):
 
     @property
     def venv_python(self) -> str:
-        return f"{self.install_dir}/venv/bin/python"
+        return layout.venv_python(self)
 
     @property
     def run_dir(self) -> str:
         """Where this node's trainer ranks drop their discovery files for the exporter."""
-        return f"{self.install_dir}/run"
+        return layout.run_dir(self)
 
     @property
     def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -180,8 +181,7 @@ class TrainerSettings(_Section):
     linger_seconds: Annotated[float, Field(ge=0, le=3600)] = 20.0
 
     def resolve_dir(self, value: str, node: NodeSettings) -> str:
-        path = PurePosixPath(value)
-        return str(path if path.is_absolute() else PurePosixPath(node.install_dir) / path)
+        return layout.resolve(node, value)
 
 
 class AlertThresholds(_Section):

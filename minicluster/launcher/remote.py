@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minicluster.core.config import NodeSettings
+from minicluster.core.ssh import CONNECT_TIMEOUT_SECONDS, SshTarget
 from minicluster.launcher import reap
 from minicluster.launcher.plan import NodeCommand
 
@@ -42,9 +43,16 @@ class LauncherError(Exception):
 
 @dataclass(frozen=True)
 class SshSettings:
+    """The launcher's ssh: each node's SshTarget, plus run-job's --ssh-config/--ssh-option."""
+
     config_file: str | None = None  # ssh -F
     options: tuple[str, ...] = ()  # extra ssh -o options
-    connect_timeout: int = 10
+    connect_timeout: int = CONNECT_TIMEOUT_SECONDS
+
+    def target(self, node: NodeSettings) -> SshTarget:
+        return SshTarget.of(
+            node, config_file=self.config_file, connect_timeout=self.connect_timeout
+        )
 
     def argv(self, node: NodeSettings, remote_command: str) -> list[str]:
         ssh = shutil.which("ssh")
@@ -53,29 +61,7 @@ class SshSettings:
                 f"{node.name}: ssh is not installed (install openssh-client); "
                 "nodes on 127.0.0.1 and --local need no ssh"
             )
-        argv = [ssh, "-T", "-p", str(node.ssh_port)]
-        if self.config_file:
-            argv += ["-F", self.config_file]
-        if node.ssh_key:
-            argv += ["-i", node.ssh_key]
-        # A dead link is noticed within ~15 s instead of TCP's minutes.
-        options = [
-            "BatchMode=yes",
-            f"ConnectTimeout={self.connect_timeout}",
-            "ServerAliveInterval=5",
-            "ServerAliveCountMax=3",
-        ]
-        if node.ssh_key:
-            options.append("IdentitiesOnly=yes")
-        if node.ssh_known_hosts_file:
-            options += [
-                f"UserKnownHostsFile={node.ssh_known_hosts_file}",
-                "StrictHostKeyChecking=yes",
-            ]
-        options += self.options
-        for option in options:
-            argv += ["-o", option]
-        return [*argv, f"{node.ssh_user}@{node.address}", remote_command]
+        return self.target(node).openssh_argv(remote_command, self.options, ssh=ssh)
 
     def run(
         self, node: NodeSettings, command: list[str], timeout: float, stdin: bytes | None = None

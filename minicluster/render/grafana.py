@@ -42,17 +42,16 @@ class SecretFile:
 
 
 def secret_files(config: Config) -> list[SecretFile]:
-    secrets_dir = layout.secrets_dir(config.master)
     return [
         SecretFile(
             "admin password",
             Path(config.grafana.admin_password_file).expanduser(),
-            f"{secrets_dir}/grafana-admin-password",
+            layout.secret_path(config.master, "grafana-admin-password"),
         ),
         SecretFile(
             "secret key",
             Path(config.grafana.secret_key_file).expanduser(),
-            f"{secrets_dir}/grafana-secret-key",
+            layout.secret_path(config.master, "grafana-secret-key"),
         ),
     ]
 

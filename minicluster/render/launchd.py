@@ -61,7 +61,7 @@ def exporter_plist(config: Config, node: NodeSettings, config_path: str) -> dict
     return daemon_plist(
         exporter_label(),
         [
-            node.venv_python,
+            layout.venv_python(node),
             "-m",
             "minicluster.exporter",
             "--config",
@@ -71,7 +71,7 @@ def exporter_plist(config: Config, node: NodeSettings, config_path: str) -> dict
         ],
         user=node.ssh_user,
         working_directory=node.install_dir,
-        log_dir=f"{node.install_dir}/logs",
+        log_dir=layout.log_dir(node),
     )
 
 
