@@ -21,7 +21,7 @@ from tests.stack.helpers import (
 )
 from tests.support import require_tool
 
-# The alerts issue 5 asks for, by the names users will see.
+# The alerts users see, by name.
 EXPECTED_ALERTS = {
     "Watchdog",
     "PrometheusTargetDown",
@@ -83,7 +83,7 @@ def test_promtool_unit_tests_pass():
     assert result.stdout.count("SUCCESS") == 3
 
 
-def test_the_alerts_are_exactly_the_ones_issue_5_lists():
+def test_the_alerts_are_exactly_the_documented_ones():
     assert {rule["alert"] for rule in _all_rules() if "alert" in rule} == EXPECTED_ALERTS
 
 
@@ -165,6 +165,72 @@ def test_thresholds_come_from_the_config(tmp_path):
     assert by_name["TrainerRankDown"]["for"] == "15s"
     assert by_name["TrainerStalled"]["for"] == "15s"
     assert "> 15\n" in by_name["TrainerStalled"]["expr"]
+
+
+def test_for_durations_and_their_prose_come_from_the_config(tmp_path):
+    from minicluster.core.config import parse_config
+
+    data = repo_config(tmp_path).model_dump(mode="json")
+    data["alerts"].update(
+        cpu_saturated_for_minutes=30,
+        peer_unreachable_for_minutes=1,
+        comm_bound_for_minutes=0.5,
+        target_down_for_minutes=7,
+    )
+    by_name = {r.get("alert"): r for r in rules.all_rules(parse_config(data, "<test>"))}
+    cpu = by_name["NodeCPUSaturated"]
+    assert cpu["for"] == "30m" and "busy for 30 minutes" in cpu["annotations"]["description"]
+    peer = by_name["NodePeerUnreachable"]
+    assert peer["for"] == "1m" and "exporter for 1 minute:" in peer["annotations"]["description"]
+    assert by_name["TrainerCommunicationBound"]["for"] == "30s"
+    target = by_name["PrometheusTargetDown"]
+    assert target["for"] == "7m"
+    assert "answered Prometheus for 7 minutes." in target["annotations"]["description"]
+
+
+def test_defaults_keep_the_durations_users_know():
+    expected = {
+        "NodeCPUSaturated": "15m",
+        "NodeFilesystemFillingUp": "60m",
+        "NodePeerUnreachable": "2m",
+        "TrainerStraggler": "10m",
+        "TrainerCommunicationBound": "10m",
+        "PrometheusTargetDown": "5m",
+    }
+    assert {r["alert"]: r["for"] for r in _all_rules() if r.get("alert") in expected} == expected
+
+
+def test_runbook_links_follow_the_published_base_url(tmp_path):
+    from minicluster.core.config import parse_config
+
+    data = repo_config(tmp_path).model_dump(mode="json")
+    base = "https://example.org/minicluster/blob/main/docs/runbooks.md"
+    data["alerts"]["runbook_base_url"] = base
+    for rule in rules.all_rules(parse_config(data, "<test>")):
+        if "alert" in rule:
+            assert rule["annotations"]["runbook_url"] == f"{base}#{rule['alert'].lower()}"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("docs/runbooks.md", "must be an http:// or https:// URL"),
+        ("ftp://example.org/runbooks.md", "must be an http:// or https:// URL"),
+        ("https://example.org/run books.md", "must have no whitespace"),
+        ("https://example.org/runbooks.md\nX-Injected: 1", "must have no whitespace"),
+        ("https://example.org/runbooks.md#top", "no #anchor"),
+    ],
+)
+def test_a_bad_runbook_base_url_is_refused_in_one_line(tmp_path, value, reason):
+    from minicluster.core.config import ConfigError, parse_config
+
+    data = repo_config(tmp_path).model_dump(mode="json")
+    data["alerts"]["runbook_base_url"] = value
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, "config.yaml")
+    message = str(raised.value)
+    assert message.startswith("config.yaml: alerts.runbook_base_url: ")
+    assert reason in message and "\n" not in message
 
 
 @pytest.mark.parametrize(
