@@ -30,8 +30,6 @@ from minicluster.core.config import Config
 from minicluster.core.logformat import LogLine
 from minicluster.core.metrics import PHASES, busbw_factor, comm_fraction, job_comm_fraction
 
-__all__ = ["PHASES", "rank_summaries", "summarize", "summary_table", "write_record"]
-
 
 def rank_summaries(lines: Iterable[LogLine]) -> dict[int, dict]:
     """rank -> the trainer's summary dict (the last one a rank printed)."""
