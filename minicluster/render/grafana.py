@@ -1,11 +1,13 @@
 """Grafana on the master: a hardened grafana.ini, provisioning files and the two secrets.
 
 Grafana's defaults are unsafe for a LAN service: admin/admin, a public default
-`secret_key`, external snapshots and usage reporting on. The rendered grafana.ini turns
-those off, binds to the master's configured address, and reads the admin password and
-secret key with Grafana's `$__file{}` expansion from `<install_dir>/secrets/` on the
-master, so no secret is ever inside the rendered tree. The secrets themselves are
-generated once, on the machine that renders, into mode-0600 files at the configured
+`secret_key`, external snapshots and usage reporting on; and they reach the internet at
+start (update checks, plugin preinstall and auto-update). The rendered grafana.ini turns
+those off, so Grafana starts offline with its bundled Prometheus datasource, binds to
+the master's configured address, and reads the admin password and secret key with
+Grafana's `$__file{}` expansion from `<install_dir>/secrets/` on the master, so no secret
+is ever inside the rendered tree. The secrets themselves are generated once, on the
+machine that renders, into mode-0600 files at the configured
 `grafana.admin_password_file` and `grafana.secret_key_file` (outside the repository);
 deploy copies them to the paths `secret_files()` names.
 """
@@ -128,6 +130,16 @@ def grafana_ini(config: Config) -> str:
             "feedback_links_enabled": "false",
         },
         "news": {"news_feed_enabled": "false"},
+        # Grafana 12+ installs a list of plugins (the Prometheus datasource among them)
+        # from grafana.com at start and replaces bundled ones with newer downloads
+        # (pkg/setting/setting_plugins.go); offline that leaves a datasource "not
+        # registered". The bundled plugins are all the master needs.
+        "plugins": {
+            "preinstall_disabled": "true",
+            "preinstall_auto_update": "false",
+            "public_key_retrieval_disabled": "true",
+            "plugin_admin_enabled": "false",
+        },
         "log": {"mode": "file", "level": "info"},
     }
     parser = configparser.ConfigParser(interpolation=None)
