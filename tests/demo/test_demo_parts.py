@@ -70,6 +70,7 @@ def test_stop_kills_exactly_the_recorded_processes(tmp_path: Path) -> None:
             proc.wait()
 
 
+@pytest.mark.integration
 def test_demo_refuses_a_config_with_remote_nodes(tmp_path: Path) -> None:
     result = subprocess.run(
         [

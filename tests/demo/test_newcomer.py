@@ -16,7 +16,7 @@ from tests.demo.browser import Browser
 from tests.demo.conftest import demo_config_file, make_env
 from tests.support import require_tool
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 STEPS = 40
 PANELS = 6

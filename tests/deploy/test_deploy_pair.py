@@ -16,7 +16,7 @@ from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 from tests.deploy.conftest import Deployed, Run
 from tests.support import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 EXPORTER = exporter_label()
 PROMETHEUS = LABEL_PREFIX + "prometheus"
@@ -132,7 +132,8 @@ def test_second_deploy_changes_nothing_and_restarts_nothing(deployed: Deployed):
     )
 
 
-def test_new_scrape_interval_reloads_prometheus_only(deployed: Deployed):
+def test_new_scrape_interval_reloads_prometheus_only(deployed_config_changed: Deployed):
+    deployed = deployed_config_changed
     cluster = deployed.cluster
     live_config = cluster.red.path("/opt/minicluster/stack/prometheus/prometheus.yml")
     assert "scrape_interval: 2s" in live_config.read_text()

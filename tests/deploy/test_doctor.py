@@ -9,7 +9,7 @@ import pytest
 from minicluster.render.launchd import exporter_label
 from tests.deploy.conftest import Deployed, Run, minicluster
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 CHECKS = (
     "ssh reachable", "python", "venv", "imports under launchd", "exporter from master", "clock",

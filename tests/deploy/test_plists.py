@@ -56,7 +56,7 @@ def test_the_default_configs_plists_are_valid_for_a_mac():
         assert plist["ProgramArguments"][0].startswith(("/opt/homebrew/", "/opt/minicluster/"))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_installed_plists_are_valid(deployed: Deployed):
     seen = 0
     for host in deployed.cluster.hosts.values():

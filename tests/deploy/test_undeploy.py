@@ -7,10 +7,11 @@ import pytest
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 from tests.deploy.conftest import Deployed, minicluster
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
-def test_undeploy_keeps_data_and_purge_removes_everything(deployed: Deployed):
+def test_undeploy_keeps_data_and_purge_removes_everything(deployed_then_removed: Deployed):
+    deployed = deployed_then_removed
     cluster = deployed.cluster
     config = str(cluster.config_path)
     pids = [cluster.red.service_pid(LABEL_PREFIX + "prometheus"),

@@ -265,7 +265,6 @@ def test_probes_see_open_refused_free_and_in_use_ports():
     assert missing["status"] is None and "refused" in missing["error"].lower()
 
 
-@pytest.mark.slow
 def test_unchanged_sources_build_a_byte_identical_wheel(tmp_path):
     first = build_wheel(tmp_path / "one")
     second = build_wheel(tmp_path / "two")

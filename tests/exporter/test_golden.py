@@ -71,6 +71,7 @@ def test_linux_golden_file_has_only_node_exporters_own_lint():
     assert [p for p in problems if not CAMEL_CASE.match(p)] == []
 
 
+@pytest.mark.integration
 def test_live_scrape_lints_no_worse_than_node_exporter(serve, tmp_path):
     node_exporter = require_tool(
         "prometheus-node-exporter", "apt-get install prometheus-node-exporter"

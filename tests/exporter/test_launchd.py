@@ -25,7 +25,6 @@ import sys
 import sysconfig
 from pathlib import Path
 
-import pytest
 import yaml
 
 from minicluster.core.config import load_config
@@ -94,7 +93,6 @@ def importable(python: str, env: dict, cwd: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
 def test_rendered_plist_starts_the_exporter_with_only_its_own_environment(tmp_path):
     install_dir = tmp_path / "opt" / "minicluster"
     port = free_port()

@@ -115,8 +115,7 @@ def counter(parsed: dict, direction: str, device: str) -> float:
     return parsed[(f"node_network_{direction}_bytes_total", frozenset({("device", device)}))]
 
 
-@pytest.mark.netns
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_veth_byte_counters_match_the_bytes_sent(veth_pair):
     (ns_a, dev_a, _), (ns_b, dev_b, address_b) = veth_pair
     exporters = [NamespacedExporter(ns_a), NamespacedExporter(ns_b)]

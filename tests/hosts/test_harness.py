@@ -11,6 +11,8 @@ import pytest
 from tests.hosts.cluster import SimulatedCluster, SimulatedHost, base_python
 from tests.support import wait_until
 
+pytestmark = pytest.mark.e2e
+
 LABEL = "io.minicluster.harness-test"
 # Prints where a launchd job runs and as whom, then waits, saying when it gets SIGHUP.
 PROGRAM = (

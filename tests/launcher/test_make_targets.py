@@ -41,12 +41,18 @@ def test_status_logs_and_e2e():
 def test_a_missing_config_names_the_command_that_creates_it(tmp_path):
     make = require_tool("make", "apt-get install make")
     missing = tmp_path / "nowhere.yaml"
-    for target in ("run-job", "status", "deploy", "doctor"):
-        result = subprocess.run(
-            [make, "-o", ".venv/.installed", target, f"CONFIG={missing}"],
+    line = f"{missing} is missing: run `make config`, then set your Minis' addresses in it"
+    result = subprocess.run(
+        [make, "-o", ".venv/.installed", "status", f"CONFIG={missing}"],
+        cwd=REPO, capture_output=True, text=True, env=without_outer_make(),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == line
+    for target in ("run-job", "logs", "deploy", "undeploy", "doctor"):
+        plan = subprocess.run(
+            [make, "-n", "-o", ".venv/.installed", target, f"CONFIG={missing}", "JOB=j"],
             cwd=REPO, capture_output=True, text=True, env=without_outer_make(),
         )  # fmt: skip
-        assert result.returncode == 2, target
-        assert result.stderr.splitlines()[0] == (
-            f"{missing} is missing: run `make config`, then set your Minis' addresses in it"
-        )
+        first, second = plan.stdout.splitlines()[:2]
+        assert first.startswith(f'echo "{missing} is missing: run'), target
+        assert second == "exit 2", target

@@ -17,7 +17,7 @@ from minicluster.core.logformat import parse_line
 from tests.launcher.conftest import cli, processes_naming, run_cli
 from tests.support import as_foreground_job, free_port, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 STEPS = 6
 

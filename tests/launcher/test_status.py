@@ -17,7 +17,7 @@ from minicluster.launcher.prom import Prometheus, PrometheusError
 from tests.launcher.conftest import loopback_config, run_cli, write_config
 from tests.support import free_port, require_tool, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 JOB = "20261128-154000-abc123"
 RATES = {0: 20.0, 1: 10.0}  # steps/s of the stand-in ranks

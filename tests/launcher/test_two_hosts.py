@@ -27,7 +27,7 @@ from tests.hosts.network import HOST_INTERFACE, ip
 from tests.launcher.conftest import cli
 from tests.support import as_foreground_job, require_tool, wait_until, without_outer_make
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.netns]
+pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 20

@@ -16,7 +16,7 @@ import requests
 from tests.stack.live_stack import start_job, stop_job
 from tests.support import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def test_paused_rank_fires_rank_down_and_stalled_and_reaches_the_webhook(live):

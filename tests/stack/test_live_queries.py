@@ -25,7 +25,7 @@ MACOS_ONLY = {
 }
 RATE_INTERVAL = "1m"
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def _exporter_metric_names(live) -> set[str]:

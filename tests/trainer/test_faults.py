@@ -13,7 +13,7 @@ import pytest
 from tests.support import wait_until
 from tests.trainer.conftest import free_port_pair, mlp_parameters, process_gone, value
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 GRAD_BYTES = 4 * mlp_parameters(vocab=64, hidden=256, layers=2)  # the default MLP
 

@@ -24,7 +24,7 @@ from tests.trainer.conftest import (
     write_config,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 SUMMARY_KEYS = {
     "job_id", "rank", "world_size", "steps", "samples", "wall_seconds", "phase_seconds",
