@@ -187,6 +187,7 @@ def _pip_failure(stderr: str) -> str:
 
 
 def install_deps(tree: Path, env: Path, base_python: str) -> dict:
+    tree, env = tree.absolute(), env.absolute()  # pip runs in the tree
     args, source = requirements(tree)
     if not args:
         return {"installed": False, "source": None}

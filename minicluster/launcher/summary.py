@@ -125,7 +125,27 @@ def summarize(
             "final_loss": reported[0].get("final_loss"),
         }
     )
+    collectives = _collectives(reported)
+    if collectives:
+        summary["collectives"] = collectives
+    exits = {str(r): ranks[r]["exit_status"] for r in sorted(ranks) if "exit_status" in ranks[r]}
+    if exits:
+        summary["exit_status_by_rank"] = exits
     return summary
+
+
+def _collectives(reported: list[dict]) -> dict[str, dict]:
+    """Per collective op (a user's program observed without code): the mean per rank of
+    calls, bytes and seconds, as the ranks' `collectives` summaries counted them."""
+    ops = sorted({op for r in reported for op in (r.get("collectives") or {})})
+    found = {}
+    for op in ops:
+        per_rank = [(r.get("collectives") or {}).get(op) or {} for r in reported]
+        found[op] = {
+            key: _mean([float(c.get(key) or 0) for c in per_rank])
+            for key in ("calls", "bytes", "seconds")
+        }
+    return found
 
 
 def _speed_of(metrics_text: str, device: str) -> float | None:
@@ -205,6 +225,17 @@ def summary_table(job_id: str, status: str, summary: dict) -> Table:
     table.add_row("ranks reported", f"{summary['ranks_reported']}/{summary['world_size']}")
     if "steps" not in summary:
         return table
+    if summary.get("collectives"):
+        table.add_row(
+            "collectives",
+            "; ".join(
+                f"{op} {c['calls']:.0f} calls, {c['bytes']:.0f} B, {_ms(c['seconds'])}"
+                for op, c in summary["collectives"].items()
+            )
+            + " (per rank)",
+        )
+    if not summary["steps"] and not summary["target_steps"]:
+        return table  # a program that reports no steps: no step figures to show
     table.add_row("steps", f"{summary['steps']}/{summary['target_steps']}")
     sps = summary["samples_per_second"]
     table.add_row(
@@ -223,7 +254,8 @@ def summary_table(job_id: str, status: str, summary: dict) -> Table:
     if link and busbw:
         against = f" = {summary['busbw_link_ratio']:.1%} of link {_rate(link)}"
     if summary["allreduce_bytes"] is None:
-        table.add_row("all-reduce", "not counted (the ranks ran with --no-metrics)")
+        if not summary.get("collectives"):
+            table.add_row("all-reduce", "not counted (the ranks ran with --no-metrics)")
     else:
         table.add_row(
             "all-reduce",
