@@ -74,7 +74,10 @@ def placement(node: NodeSettings, key: str, base_python: str) -> Placement:
 
 
 def payload(files: ProjectFiles, send: list[str], delete: list[str]) -> bytes:
-    """The bytes one node receives: a JSON header line, then a gzip tar of `send`."""
+    """The bytes one node receives: a JSON header line, then a gzip tar of `send`; nothing
+    at all when its copy is up to date (the apply step then only verifies it)."""
+    if not send and not delete:
+        return b""
     header = json.dumps({"delete": delete, "archive": bool(send)}).encode() + b"\n"
     if not send:
         return header
@@ -87,7 +90,7 @@ def payload(files: ProjectFiles, send: list[str], delete: list[str]) -> bytes:
 
 def _read_payload(data: bytes) -> tuple[list[str], io.BytesIO | None]:
     header, _, rest = data.partition(b"\n")
-    meta = json.loads(header)
+    meta = json.loads(header or b'{"delete": [], "archive": false}')
     return meta["delete"], io.BytesIO(rest) if meta["archive"] else None
 
 
