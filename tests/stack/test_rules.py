@@ -249,3 +249,17 @@ def test_no_checkpoint_alert_when_checkpoints_are_off(tmp_path):
     names = {rule.get("alert") for rule in rules.all_rules(config)}
     assert "TrainerCheckpointOverdue" not in names
     assert "TrainerStalled" in names
+
+
+def test_the_runbook_table_names_real_keys_and_their_defaults():
+    from minicluster.core.config import AlertThresholds
+
+    defaults = AlertThresholds()
+    row = re.compile(r"^\| (\w+) \|\s*(?:`(\w+)`)?\s*\| `(\w+)` \((\d+)\) \|$", re.M)
+    rows = row.findall(RUNBOOKS.read_text())
+    assert len(rows) >= 15
+    for alertname, threshold, for_key, default in rows:
+        assert alertname in EXPECTED_ALERTS
+        assert getattr(defaults, for_key) == float(default), for_key
+        if threshold:
+            assert threshold in AlertThresholds.model_fields, threshold

@@ -165,8 +165,9 @@ def build(config: Config):
                 description=(
                     "Seconds per step in data loading, forward, backward, all-reduce (comm), "
                     "optimizer and CPU staging (MPS), averaged over the selected ranks. "
-                    "Under DDP the all-reduce runs inside backward: comm is part of "
-                    "backward's time, not added to it, so the lines are not stacked."
+                    "The phases add up to the step: comm is the all-reduce time that "
+                    "backward did not hide, and comm plus staging over the sum is the "
+                    "communication fraction."
                 ),
                 width=8,
                 minimum=0,
