@@ -13,6 +13,8 @@ Per node, over ssh (the same pyinfra connection deploy uses):
     ports                    rendezvous (master) and trainer metrics ports free on the node
                              and reachable from the peers that use them
     checkpoint disk          free space where trainer.checkpoint_dir lives
+    <service> version        on the master: Prometheus, Alertmanager and Grafana are at least
+                             the oldest versions minicluster supports (deploy.versions)
 
 Probes run with the node's base interpreter (deploy.probe), so they work even when the
 venv is what is broken.
@@ -31,6 +33,7 @@ from functools import partial
 
 from minicluster.core import layout
 from minicluster.core.config import Config, NodeSettings
+from minicluster.deploy import versions
 from minicluster.deploy.inventory import build_state
 from minicluster.deploy.plan import launchd_environment_command
 from minicluster.deploy.probe import remote_command
@@ -266,6 +269,11 @@ def check_disk(remote: Remote, config: Config) -> Check:
     return Check(node.name, "checkpoint disk", True, detail)
 
 
+def check_stack_versions(master: Remote, config: Config) -> list[Check]:
+    found = versions.master_versions(master.run, versions.configured_binaries(config))
+    return [Check(master.node.name, f"{a.service} version", a.ok, a.detail, a.fix) for a in found]
+
+
 def _guarded(node: str, name: str, check: Callable[[], Check | list[Check]]) -> list[Check]:
     """A check that raises is a failed check, never a crashed doctor."""
     try:
@@ -313,6 +321,9 @@ def diagnose(config: Config) -> list[Check]:
             ("checkpoint disk", partial(check_disk, remote, config)),
         ]:
             checks += _guarded(node.name, name, check)
+        if node.name == config.master.name:
+            versions_check = partial(check_stack_versions, remote, config)
+            checks += _guarded(node.name, "versions", versions_check)
     for remote in remotes.values():
         if remote.connected:
             remote.host.disconnect()

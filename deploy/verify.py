@@ -19,6 +19,7 @@ from pyinfra.api import Host
 
 from minicluster.core import layout
 from minicluster.core.config import Config
+from minicluster.deploy import versions
 from minicluster.deploy.probe import remote_command
 from minicluster.deploy.stack import Stack
 
@@ -133,9 +134,21 @@ def verify(
         if probe.get(base + "/api/health", SERVICE_WAIT_SECONDS).get("status") != 200:
             raise VerifyError("Grafana does not answer /api/health (see grafana.err.log)")
         auth = f"{graf.admin_user}:{layout.secret_path(master, 'grafana-admin-password')}"
-        for uid in rendered.dashboard_uids():
+        # Grafana's dashboard API (/apis, not the deprecated /api/dashboards): v1 on 13,
+        # v1beta1 on 12; the group lists the versions this Grafana serves.
+        group = probe.get(base + versions.DASHBOARD_API_GROUP, SERVICE_WAIT_SECONDS, auth)
+        if group.get("status") != 200:
+            raise VerifyError(f"Grafana has no dashboard API: {group.get('error')}")
+        try:
+            paths = {
+                uid: versions.dashboard_api_path(json.loads(group["body"]), uid)
+                for uid in rendered.dashboard_uids()
+            }
+        except ValueError as exc:
+            raise VerifyError(str(exc)) from exc
+        for uid, path in paths.items():
             # Provisioning runs after start; give it the same grace as the health check.
-            found = probe.get(f"{base}/api/dashboards/uid/{uid}", SERVICE_WAIT_SECONDS, auth)
+            found = probe.get(base + path, SERVICE_WAIT_SECONDS, auth)
             if found.get("status") != 200:
                 raise VerifyError(
                     f"Grafana has no dashboard with uid {uid!r}: {found.get('error')}"
