@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from minicluster.core import metrics
 from minicluster.core.metrics import (
     COMM_PHASES,
     JOB_COMM_FRACTION_AGGREGATION,
@@ -223,9 +222,3 @@ def test_no_module_outside_core_defines_its_own_copy():
     ]
     assert len(_sources()) > 50
     assert copies == [], "import these from minicluster.core.metrics instead"
-
-
-def test_the_trainer_publishes_the_shared_phases():
-    from minicluster.trainer import metrics as trainer_metrics
-
-    assert trainer_metrics.PHASES is metrics.PHASES
