@@ -28,6 +28,7 @@ Ratio = Annotated[float, Field(gt=0, le=1)]
 # prompt; nothing the services read or write may live there.
 TCC_PROTECTED = ("Documents", "Desktop", "Downloads")
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 
 
@@ -46,6 +47,18 @@ class _Section(BaseModel):
 
 class ClusterSettings(_Section):
     name: str = "minicluster"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # The name is Prometheus' external label `cluster`: 3.x expands $VAR and ${VAR} in
+        # external label values and 2.42 does not, so only characters both read alike.
+        if not _CLUSTER_NAME.match(value):
+            raise ValueError(
+                f"{value!r}: use letters, digits, '.', '_' and '-' (up to 63, starting with a "
+                "letter or digit); it becomes Prometheus' external label, where 3.x expands '$'"
+            )
+        return value
 
 
 class NodeSettings(_Section):
