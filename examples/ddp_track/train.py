@@ -58,7 +58,11 @@ def main() -> int:
             t.loss(loss)  # track: stays on the device, read at log steps
             t.step(samples=args.batch_size)  # track
             if step % 10 == 0 or step == args.steps:
-                print(f"rank {rank} step {step}/{args.steps} loss {loss.item():.4f}", flush=True)
+                # The mean loss over ranks: one 4-byte all-reduce per log step.
+                mean = loss.detach().clone()
+                dist.all_reduce(mean)
+                mean /= dist.get_world_size()
+                print(f"rank {rank} step {step}/{args.steps} loss {mean.item():.4f}", flush=True)
         print(f"rank {rank} done: {args.steps} steps, {grad_bytes} gradient bytes per step")
         return 0
     finally:

@@ -25,7 +25,7 @@ from minicluster.core.layout import config_path as installed_config_path
 from minicluster.core.profiles import LOCAL_SOURCE, default_state_dir
 from minicluster.launcher.files import ShipError, project_files
 from minicluster.launcher.job import JobSetup, run_job
-from minicluster.launcher.plan import JobOptions, UserJob, with_overrides
+from minicluster.launcher.plan import TRAINER_ONLY, JobOptions, UserJob, with_overrides
 from minicluster.launcher.remote import SshSettings, local_python
 from minicluster.launcher.ship import placement, project_key, ship
 from minicluster.launcher.usercmd import CommandError, UserCommand, parse_command
@@ -216,6 +216,11 @@ def run(args: argparse.Namespace) -> int:
     if options.max_restarts is not None and options.max_restarts < 0:
         raise UsageError("--max-restarts must be 0 or more")
     wanted = user_command(args)
+    if wanted is not None:
+        given = [n for n in TRAINER_ONLY if getattr(options, n) is not None]
+        if given:
+            flag = TRAINER_ONLY[given[0]]
+            raise UsageError(f"{flag} is for the built-in trainer; pass your program its own")
     base = config_from_args(args)
     source = LOCAL_SOURCE if args.local else (args.config or "config.yaml")
     config = with_overrides(base, options, f"{source} with command-line overrides")

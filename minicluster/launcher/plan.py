@@ -175,6 +175,7 @@ def user_node_command(
     python: str,
     cwd: str,
     target: list[str],
+    options: JobOptions | None = None,
 ) -> NodeCommand:
     """torchrun of the user's `python TARGET` in the shipped project, observed per rank.
 
@@ -187,8 +188,29 @@ def user_node_command(
         "MINICLUSTER_CONFIG": config_path,
         "MINICLUSTER_NODE": node.name,
         "MINICLUSTER_JOB_ID": job_id,
+        **user_settings(options or JobOptions()),
     }
     return NodeCommand(node=node, argv=argv, env=env, cwd=cwd)
+
+
+# JobOptions a user's program takes too, through minicluster.track's environment.
+USER_SETTINGS = {
+    "log_interval": "MINICLUSTER_LOG_INTERVAL",
+    "linger_seconds": "MINICLUSTER_LINGER",
+}
+# Options that only the built-in trainer understands: name -> its flag.
+TRAINER_ONLY = {name: flag for name, flag in _TRAINER_FLAGS.items() if name not in USER_SETTINGS}
+
+
+def user_settings(options: JobOptions) -> dict[str, str]:
+    env = {
+        variable: str(getattr(options, name))
+        for name, variable in USER_SETTINGS.items()
+        if getattr(options, name) is not None
+    }
+    if options.no_metrics:
+        env["MINICLUSTER_METRICS_PORT"] = "off"
+    return env
 
 
 def plan_job(
@@ -212,7 +234,7 @@ def plan_job(
         if user is not None:
             python, cwd = user.places[node.name]
             command = user_node_command(
-                config, node, job_id, config_paths[node.name], python, cwd, user.target
+                config, node, job_id, config_paths[node.name], python, cwd, user.target, options
             )
         else:
             python = local_python if (node.is_loopback and local_python) else node.venv_python

@@ -87,6 +87,11 @@ def test_every_node_runs_its_job_environment_in_its_copy_with_the_job_settings(t
     }
     shell = remote_shell_command(yellow)
     assert shell.startswith("echo minicluster-pid=$$; cd /jobs/mini-yellow/tree && exec ")
+    # The settings a user's program takes too reach minicluster.track on every rank.
+    tuned = JobOptions(linger_seconds=8.0, log_interval=5, no_metrics=True)
+    env = plan_job(config, tuned, paths, "job-1", "/local/python", user).commands[0].env
+    assert (env["MINICLUSTER_LINGER"], env["MINICLUSTER_LOG_INTERVAL"]) == ("8.0", "5")
+    assert env["MINICLUSTER_METRICS_PORT"] == "off"
     # The rendezvous settings are the built-in trainer's.
     trainer = plan_job(config, JobOptions(), paths, "job-1", "/local/python")
     assert yellow.argv[1:12] == trainer.commands[1].argv[1:12]
@@ -111,6 +116,7 @@ def project(tmp_path, monkeypatch):
         (["--", "python", "missing.py"], "missing.py: no such script in"),
         (["--", "python", "-m", "src.nothere"], "no module src.nothere in"),
         (["--workdir", "."], "--workdir and --install-deps need a command after --"),
+        (["--steps", "3", "--", "python", "run_distributed.py"], "--steps is for the built-in"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_shipped_or_started(
