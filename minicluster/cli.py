@@ -21,6 +21,7 @@ COMMANDS = (
     "stop",
     "logs",
     "status",
+    "top",
     "demo",
     "bench",
     "report",
