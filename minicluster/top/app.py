@@ -33,7 +33,7 @@ def once(fetch: Fetch, url: str, console: Console, errors: Console) -> int:
     except (PrometheusUnreachable, QueryFailed) as exc:
         errors.print(f"minicluster top: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 1
-    console.print(render(snapshot, url=url))
+    console.print(render(snapshot, url=url, width=console.width))
     return 0
 
 
@@ -80,7 +80,12 @@ def live(fetch: Fetch, url: str, interval: float, console: Console) -> int:
                 size = console.size
                 if drawn_for != size:
                     frame = render(
-                        snapshot, url=url, height=size.height, interval=interval, error=error
+                        snapshot,
+                        url=url,
+                        height=size.height,
+                        width=size.width,
+                        interval=interval,
+                        error=error,
                     )
                     screen.update(frame, refresh=True)
                     drawn_for = size

@@ -165,16 +165,48 @@ def _fit(sections: Sequence[_Section], budget: int | None) -> None:
         largest.allotted -= 1
 
 
-def _table(columns: Sequence[str], left: set[str]) -> Table:
+NAME_WIDTH = 14
+# Columns given up first when a terminal is too narrow for all of them: a figure is
+# dropped whole rather than squeezed into a misleading "5…".
+NODE_DROP_ORDER = ("UTIL", "GPU", "PRES", "RTT", "LINK", "TX/s", "RX/s", "MEM")
+RANK_DROP_ORDER = ("AR-BW/s", "DONE", "STATE", "COMM", "LAG", "NODE")
+
+
+def _table(
+    columns: Sequence[str],
+    rows: Sequence[tuple[tuple[str, ...], str | None]],
+    left: set[str],
+    drop_order: Sequence[str],
+    width: int | None,
+) -> Table:
+    """A borderless table of `rows` (cells, style) with the columns that fit `width`."""
+
+    def needed(shown: list[int]) -> int:
+        widths = [
+            min(
+                max([len(columns[i]), *(len(cells[i]) for cells, _ in rows)]),
+                NAME_WIDTH if columns[i] == "NODE" else 10**6,
+            )
+            for i in shown
+        ]
+        return sum(widths) + 2 * (len(widths) - 1)  # one blank each side between columns
+
+    shown = list(range(len(columns)))
+    for name in drop_order:
+        if width is None or needed(shown) <= width:
+            break
+        shown.remove(columns.index(name))
     table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold", expand=False)
-    for name in columns:
+    for i in shown:
         table.add_column(
-            name,
-            justify="left" if name in left else "right",
+            columns[i],
+            justify="left" if columns[i] in left else "right",
             no_wrap=True,
             overflow="ellipsis",
-            max_width=14 if name == "NODE" else None,
+            max_width=NAME_WIDTH if columns[i] == "NODE" else None,
         )
+    for cells, style in rows:
+        table.add_row(*(cells[i] for i in shown), style=style)
     return table
 
 
@@ -213,10 +245,12 @@ def render(
     *,
     url: str,
     height: int | None = None,
+    width: int | None = None,
     interval: float | None = None,
     error: str | None = None,
 ) -> Group:
-    """The frame. `height` None prints every row (`--once`); `interval` adds the refresh
+    """The frame. `height` None prints every row; `width` drops the columns that do not
+    fit (None keeps all); `interval` adds the refresh
     and key hint of the live view; `error` is why the last refresh failed."""
     clock = time.strftime("%H:%M:%S", time.localtime(snapshot.at if snapshot else time.time()))
     title = f"minicluster top  {url}  {clock}"
@@ -243,12 +277,10 @@ def render(
         None if height is None else height - fixed,
     )
 
-    nodes_table = _table(NODE_COLUMNS, {"NODE", "EXP", "PRES", "LINK"})
     chosen, summary = node_section.shown()
-    for i in chosen:
-        node = snapshot.nodes[i]
-        nodes_table.add_row(*node_row(node), style=None if node.up else "red")
-    parts.append(nodes_table)
+    rows = [(node_row(snapshot.nodes[i]), None if snapshot.nodes[i].up else "red") for i in chosen]
+    left = {"NODE", "EXP", "PRES", "LINK"}
+    parts.append(_table(NODE_COLUMNS, rows, left, NODE_DROP_ORDER, width))
     if summary:
         parts.append(_line(summary, "dim"))
 
@@ -256,13 +288,9 @@ def render(
         parts.append(_line("no job running (no trainer ranks discovered)", "dim"))
     for job, section in zip(jobs, rank_sections, strict=True):
         parts.append(_line(job_title(job), "bold"))
-        ranks_table = _table(RANK_COLUMNS, {"NODE", "STATE"})
         chosen, summary = section.shown()
-        for i in chosen:
-            ranks_table.add_row(
-                *rank_row(job, i), style="red" if job.ranks[i].state == "DOWN" else None
-            )
-        parts.append(ranks_table)
+        rows = [(rank_row(job, i), "red" if job.ranks[i].state == "DOWN" else None) for i in chosen]
+        parts.append(_table(RANK_COLUMNS, rows, {"NODE", "STATE"}, RANK_DROP_ORDER, width))
         if summary:
             parts.append(_line(summary, "dim"))
 
