@@ -4,9 +4,13 @@ Linux stands in for macOS: each host is a network namespace (address 10.77.<n>.2
 interface `en0`, joined by a bridge whose .1 address is the control machine, i.e. the test
 process) with its own sshd, its own /Library/LaunchDaemons, /opt (install_dir /opt/minicluster)
 and /usr/local/sbin (bind mounts in a private mount namespace), the hostname of a Mini, a
-test-only `launchctl` stand-in first on its PATH (tests/hosts/launchctl_standin.py), and
-Debian's prometheus, promtool, prometheus-alertmanager and amtool. Grafana is not
-installed: deploy renders and checks its files and skips starting it. The hosts have no
+test-only `launchctl` stand-in first on its PATH (tests/hosts/launchctl_standin.py), a
+test-only `brew` at Homebrew's /opt/homebrew/bin/brew (tests/hosts/brew_standin.py) whose
+`brew install prometheus alertmanager` links Debian's prometheus, promtool,
+prometheus-alertmanager and amtool into /opt/homebrew, and gid 0 named `wheel`. So deploy
+runs exactly the path it runs on a Mac. Grafana is not installed (brew has no formula for
+it here, and the config points it elsewhere): deploy renders and checks its files and
+skips starting it. The hosts have no
 route off the bridge; their pip installs from a local wheelhouse (tests/hosts/wheelhouse.py).
 Needs root. Traffic only ever goes to the harness's own namespaces.
 
@@ -18,9 +22,9 @@ Use it from another test folder by importing the fixture into that folder's conf
 
     .config_path       config.yaml for the pair (ssh user root, the harness key and
                        known_hosts, install_dir /opt/minicluster, exporter port 9100,
-                       python = an interpreter present on the hosts, prometheus.binary
-                       /usr/bin/prometheus, alertmanager.binary /usr/bin/prometheus-alertmanager,
-                       grafana paths under the harness's tmp folder, 2 s scrape interval)
+                       python = an interpreter present on the hosts, Homebrew's default
+                       prometheus.binary and alertmanager.binary, grafana paths under
+                       the harness's tmp folder, 2 s scrape interval)
     .config            that file loaded as a minicluster Config
     .write_config(path=None, **sections)
                        rewrite it (or write a copy to `path`) with sections merged in,
@@ -41,6 +45,7 @@ Use it from another test folder by importing the fixture into that folder's conf
     .service_pid(label)                pid of a running launchd job (launchctl print)
     .alive(pid)                        running (an exited, unreaped process is not)
     .launchd_job(label)                the stand-in's record: plist, pid, runs; or None
+    .brew("list", "--versions")        the host's brew stand-in (not on its PATH)
     .stop_sshd(), .start_sshd(), with .sshd_stopped(): ...
     with .clock_offset(seconds): ...   the host's `date` reports a shifted clock
 

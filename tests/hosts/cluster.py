@@ -7,8 +7,10 @@ paths it writes on a Mac and each host still has its own copy:
 
     /Library/LaunchDaemons   the host's LaunchDaemon plists
     /opt                     holds install_dir /opt/minicluster (venv, config, stack, data)
+                             and Homebrew's prefix /opt/homebrew (a `brew` stand-in)
     /usr/local/sbin          first on the host's PATH: `launchctl` (and a fake `date`)
     ~/.bashrc                empty: the control machine's shell set-up is not the host's
+    /etc/group               gid 0 is called `wheel`, as on macOS (plists are root:wheel)
 
 sshd and every command run on a host enter the anchor's namespaces, so a restarted sshd
 sees the same host. A mount point must exist: an empty /Library/LaunchDaemons is created
@@ -48,6 +50,9 @@ STANDIN_DIR = "/usr/local/sbin"
 HOST_PATH = f"{STANDIN_DIR}:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INSTALL_DIR = "/opt/minicluster"
 LAUNCHCTL_STANDIN = Path(__file__).with_name("launchctl_standin.py")
+# Homebrew's prefix on Apple Silicon; not on the PATH ssh sessions get, as on a Mac.
+HOMEBREW_PREFIX = "/opt/homebrew"
+BREW_STANDIN = Path(__file__).with_name("brew_standin.py")
 
 
 def base_python() -> str:
@@ -105,6 +110,9 @@ class SimulatedHost:
             rc = self.root / "fs" / "shell-rc"
             rc.write_text("# simulated Mini: no shell start-up files\n")
             pairs.append((str(rc), SHELL_RC))
+        group = self.root / "fs" / "group"
+        group.write_text(macos_groups(Path("/etc/group").read_text()))
+        pairs.append((str(group), "/etc/group"))
         binds = " && ".join(f"mount --bind {shlex.quote(a)} {shlex.quote(b)}" for a, b in pairs)
         script = f"{binds} && hostname {self.name} && echo ready && exec sleep infinity"
         self.anchor = subprocess.Popen(
@@ -116,6 +124,7 @@ class SimulatedHost:
         if line != "ready":
             raise RuntimeError(f"{self.name}: namespace setup failed: {self.anchor.stderr.read()}")
         self._write_launchctl()
+        self._write_brew()
         self.start_sshd()
 
     def _enter(self) -> list[str]:
@@ -197,6 +206,19 @@ class SimulatedHost:
         )
         standin.chmod(0o755)
 
+    def _write_brew(self) -> None:
+        brew = self.path(f"{HOMEBREW_PREFIX}/bin/brew")
+        brew.parent.mkdir(parents=True, exist_ok=True)
+        brew.write_text(
+            "#!/bin/sh\n# Test-only brew stand-in; see tests/hosts/brew_standin.py.\n"
+            f'exec {base_python()} {BREW_STANDIN} {HOMEBREW_PREFIX} "$@"\n'
+        )
+        brew.chmod(0o755)
+
+    def brew(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run the host's `brew` (by its absolute path: it is not on the PATH)."""
+        return self.run([f"{HOMEBREW_PREFIX}/bin/brew", *args], check=check)
+
     def launchd_job(self, label: str) -> dict | None:
         """The stand-in's record of a loaded job (plist, pid, runs), or None if not loaded."""
         try:
@@ -275,8 +297,19 @@ class SimulatedCluster:
         self.lan.delete()
 
 
+def macos_groups(etc_group: str) -> str:
+    """/etc/group with gid 0 named `wheel`, as macOS names it."""
+    lines = []
+    for line in etc_group.splitlines():
+        fields = line.split(":")
+        if len(fields) == 4 and fields[2] == "0":
+            fields[0] = "wheel"
+        lines.append(":".join(fields))
+    return "\n".join(lines) + "\n"
+
+
 def harness_config(cluster_root: Path, addresses: dict[str, str], key: Path, known: Path):
-    """config.yaml for the simulated pair: real Mini paths, Debian's Prometheus binaries."""
+    """config.yaml for the simulated pair: a Mini's paths, Prometheus from "Homebrew"."""
     grafana = cluster_root / "grafana"
     nodes = []
     for name, role in zip(HOST_NAMES, ("master", "worker"), strict=True):
@@ -298,14 +331,15 @@ def harness_config(cluster_root: Path, addresses: dict[str, str], key: Path, kno
     return {
         "cluster": {"name": "simulated"},
         "nodes": nodes,
+        # prometheus.binary and alertmanager.binary are the defaults, Homebrew's: deploy
+        # installs them with `brew`, whose stand-in links the host's Debian packages.
         "prometheus": {
-            "binary": "/usr/bin/prometheus",
             "scrape_interval_seconds": 2,
             "scrape_timeout_seconds": 1,
             "evaluation_interval_seconds": 2,
             "sd_refresh_seconds": 2,
         },
-        "alertmanager": {"binary": "/usr/bin/prometheus-alertmanager"},
+        "alertmanager": {},
         # Grafana is not installed on the simulated hosts: its files are rendered and
         # checked, its start is skipped because this binary does not exist.
         "grafana": {

@@ -128,3 +128,36 @@ def _no_leftover_jobs(two_minis: SimulatedCluster):
     yield
     for host in two_minis.hosts.values():
         assert host.launchd_job(LABEL) is None
+
+
+def test_brew_standin_links_the_hosts_packages_the_way_homebrew_does(two_minis: SimulatedCluster):
+    host = two_minis.yellow  # the worker: deploy never asks its brew for anything
+    assert host.brew("--prefix").stdout == "/opt/homebrew\n"
+    assert host.brew("--version").stdout.startswith("Homebrew 4.")
+    # As on a Mac, Homebrew is not on the PATH an ssh session gets.
+    assert host.ssh("command -v brew || echo none").stdout == "none\n"
+    assert host.brew("list", "--versions").stdout == ""
+    try:
+        host.brew("install", "alertmanager")
+        assert host.brew("list", "--versions").stdout == "alertmanager 0.25.0\n"
+        amtool = host.ssh("/opt/homebrew/bin/amtool --version 2>&1").stdout
+        assert "amtool, version 0.25.0" in amtool
+        assert host.run(["readlink", "/opt/homebrew/opt/alertmanager"]).stdout == (
+            "../Cellar/alertmanager/0.25.0\n"
+        )
+        again = host.brew("install", "alertmanager")
+        assert "already installed" in again.stderr
+        missing = host.brew("install", "grafana", check=False)
+        assert missing.returncode == 1
+        assert 'No available formula with the name "grafana"' in missing.stderr
+    finally:
+        host.brew("uninstall", "alertmanager", check=False)
+    assert host.brew("list", "--versions").stdout == ""
+    assert not host.path("/opt/homebrew/bin/amtool").exists()
+
+
+def test_gid_0_is_wheel_as_on_macos(two_minis: SimulatedCluster):
+    for host in two_minis.hosts.values():
+        assert host.ssh("stat -c %G /Library/LaunchDaemons").stdout == "wheel\n"
+        made = host.ssh("touch /opt/g; chown root:wheel /opt/g && stat -c %G /opt/g; rm /opt/g")
+        assert made.stdout == "wheel\n"
