@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import ctypes
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from minicluster.core.config import Config, ConfigError, load_config
+from minicluster.core.config import Config, ConfigError, ExporterSettings, load_config
 from minicluster.exporter import options as opts
 from minicluster.exporter.registry import build_collectors, collector_names
 from minicluster.exporter.scrape import ScrapeGuard
@@ -46,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help=f"turn a collector off (repeatable): {', '.join(sorted(collector_names()))}",
     )
+    parser.add_argument(
+        "--collector.textfile.directory",
+        dest="textfile_directory",
+        metavar="DIR",
+        help="directory of *.prom files to serve (default: exporter.textfile_directory)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,10 +78,17 @@ def resolve_options(args: argparse.Namespace, config: Config | None, source: str
         listen = opts.parse_listen(args.listen) if args.listen else None
     except ValueError as exc:
         raise ConfigError("command line", "", str(exc)) from None
+    textfile = getattr(args, "textfile_directory", None)
+    if textfile is not None:
+        try:
+            # Relative to where the command was typed, as node_exporter takes it.
+            textfile = ExporterSettings.check_textfile_directory(os.path.abspath(textfile))
+        except ValueError as exc:
+            raise ConfigError("command line", "--collector.textfile.directory", str(exc)) from None
     if config is None:
-        return opts.defaults(args.node, listen, disabled, args.web_config)
+        return opts.defaults(args.node, listen, disabled, args.web_config, textfile)
     node = opts.pick_node(config, args.node, source)
-    return opts.from_config(config, node, listen, disabled, args.web_config)
+    return opts.from_config(config, node, listen, disabled, args.web_config, textfile)
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

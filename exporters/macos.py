@@ -1,4 +1,5 @@
-"""The only code that talks to macOS: sysctl, Mach host statistics, notify(3), ioreg.
+"""The only code that talks to macOS: sysctl, Mach host statistics, notify(3), ioreg,
+ifconfig.
 
 Each function returns raw bytes, an int or command output; the collectors decode them with
 pure functions that are tested on fixtures of real macOS output (nothing here runs on the
@@ -143,6 +144,24 @@ def ioreg_accelerators() -> str:
     return _run(["/usr/sbin/ioreg", "-r", "-d", "1", "-c", "IOAccelerator"])
 
 
-def hardware_ports() -> str:
-    """`networksetup -listallhardwareports`: which BSD device is Wi-Fi, Ethernet, Thunderbolt."""
-    return _run(["/usr/sbin/networksetup", "-listallhardwareports"])
+def ioreg_block_storage() -> bytes:
+    """`ioreg -a -r -c IOBlockStorageDriver -d 2`: each disk driver's Statistics and, one
+    level down, its IOMedia (BSD name, block size), as a plist. No root needed."""
+    return _run_bytes(["/usr/sbin/ioreg", "-a", "-r", "-c", "IOBlockStorageDriver", "-d", "2"])
+
+
+def ioreg_network_interfaces() -> bytes:
+    """`ioreg -a -t -r -c IONetworkInterface -d 1`: every network interface (BSD name,
+    IOInterfaceType) inside the chain of its ancestors (its controller's class), as a plist."""
+    return _run_bytes(["/usr/sbin/ioreg", "-a", "-t", "-r", "-c", "IONetworkInterface", "-d", "1"])
+
+
+def ifconfig(device: str) -> str:
+    """`ifconfig DEVICE`: a bridge's member interfaces (the "member:" lines)."""
+    return _run(["/sbin/ifconfig", device])
+
+
+def _run_bytes(argv: list[str]) -> bytes:
+    return subprocess.run(
+        argv, capture_output=True, check=True, timeout=COMMAND_TIMEOUT_SECONDS
+    ).stdout

@@ -29,6 +29,7 @@ class Options:
     max_concurrent_scrapes: int = 4
     web_config_file: str | None = None
     disabled_collectors: frozenset[str] = field(default_factory=frozenset)
+    textfile_directory: str | None = None
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -83,6 +84,7 @@ def from_config(
     listen: tuple[str, int] | None = None,
     disabled: frozenset[str] = frozenset(),
     web_config_file: str | None = None,
+    textfile_directory: str | None = None,
 ) -> Options:
     settings = config.exporter
     host, port = listen or (node.address, node.exporter_port)
@@ -102,6 +104,7 @@ def from_config(
         max_concurrent_scrapes=settings.max_concurrent_scrapes,
         web_config_file=web_config_file or settings.web_config_file,
         disabled_collectors=frozenset(settings.disabled_collectors) | disabled,
+        textfile_directory=textfile_directory or settings.textfile_directory,
     )
 
 
@@ -110,6 +113,7 @@ def defaults(
     listen: tuple[str, int] | None = None,
     disabled: frozenset[str] = frozenset(),
     web_config_file: str | None = None,
+    textfile_directory: str | None = None,
 ) -> Options:
     """No config file: the built-in exporter settings, this host, the trainer's run dir."""
     settings = ExporterSettings()
@@ -125,4 +129,5 @@ def defaults(
         max_concurrent_scrapes=settings.max_concurrent_scrapes,
         web_config_file=web_config_file,
         disabled_collectors=disabled,
+        textfile_directory=textfile_directory,
     )

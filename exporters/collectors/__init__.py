@@ -1,9 +1,13 @@
 """The collectors, one per module; importing this package registers them all."""
 
 from minicluster.exporter.collectors import (  # noqa: F401  (imported to register)
+    arp,
     boottime,
+    conntrack,
     cpu,
     diskstats,
+    entropy,
+    filefd,
     filesystem,
     gpu,
     loadavg,
@@ -11,10 +15,19 @@ from minicluster.exporter.collectors import (  # noqa: F401  (imported to regist
     memory_pressure,
     netclass,
     netdev,
+    netstat,
+    os_release,
     peers,
+    pressure,
     process,
+    sockstat,
+    softnet,
+    stat,
+    textfile,
     thermal,
     time,
+    timex,
+    udp_queues,
     uname,
     vmstat,
 )

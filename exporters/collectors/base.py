@@ -8,6 +8,7 @@ the name users pass to `exporter.disabled_collectors` / `--collector.disable`.
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
@@ -16,6 +17,12 @@ from prometheus_client.core import Metric
 
 LINUX_AND_DARWIN = frozenset({"linux", "darwin"})
 DARWIN_ONLY = frozenset({"darwin"})
+LINUX_ONLY = frozenset({"linux"})
+# Errors that mean "this host has no such source" rather than "reading it failed":
+# the file is absent (no conntrack module, no IPv6), or the kernel turned it off
+# (PSI disabled at boot answers EOPNOTSUPP).
+ABSENT = (FileNotFoundError, NotADirectoryError)
+_EOPNOTSUPP = (errno.EOPNOTSUPP, errno.ENOTSUP)
 
 _REGISTERED: dict[str, type[Collector]] = {}
 
@@ -58,3 +65,20 @@ def for_platform(linux: Callable[[], Any], darwin: Callable[[], Any]) -> Callabl
     if sys.platform.startswith("linux"):
         return linux
     raise OSError(f"unsupported platform {sys.platform}")
+
+
+def read_optional(path: str) -> str | None:
+    """The file's text, or None where this host does not have the source.
+
+    A collector whose source is absent publishes nothing and still succeeds, so a host
+    without the module reads as "not there" rather than as a failing scrape.
+    """
+    try:
+        with open(path) as f:
+            return f.read()
+    except ABSENT:
+        return None
+    except OSError as exc:
+        if exc.errno in _EOPNOTSUPP:
+            return None
+        raise

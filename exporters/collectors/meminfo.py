@@ -73,7 +73,9 @@ def darwin_memory(
 ) -> dict[str, float]:
     vm = parse_vm_statistics64(vm_statistics())
     swap = parse_xsw_usage(sysctl_bytes("vm.swapusage"))
-    page = sysctl_int("hw.pagesize")
+    # The kernel's page size: hw.pagesize is the calling process's, 4096 under Rosetta
+    # on a 16 KiB-page kernel, which would undercount every figure by four.
+    page = sysctl_int("vm.pagesize")
     return {
         "total_bytes": sysctl_int("hw.memsize"),
         "free_bytes": vm["free_count"] * page,

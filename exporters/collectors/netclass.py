@@ -1,21 +1,31 @@
-"""netclass: link state per interface, and what kind of link it is.
+"""netclass: link attributes per interface, and what kind of link it is.
 
-`node_network_up`, `node_network_mtu_bytes`, `node_network_speed_bytes` (where the OS
-knows the speed) and `minicluster_network_link_info{device,kind}` with kind ethernet,
-wifi, thunderbolt, loopback or other: on a Mac, en0 may be Ethernet or Wi-Fi and the
-training link may be the Thunderbolt Bridge, which node_exporter cannot tell apart.
+Linux: node_exporter's netclass families from /sys/class/net/<device>/ (`node_network_up`
+from operstate, `node_network_info{address,broadcast,device,duplex,ifalias,operstate}`,
+carrier and its change counters, speed, mtu, flags, ids, queue length, ...).
+macOS: `node_network_up`, `node_network_mtu_bytes`, `node_network_speed_bytes` (where the
+OS knows the speed); node_exporter has no netclass there.
+Both: `minicluster_network_link_info{device,kind}`, kind ethernet, wifi, thunderbolt,
+loopback or other: on a Mac en0 may be Ethernet or Wi-Fi and the training link may be the
+Thunderbolt Bridge, which node_exporter cannot tell apart. The kind comes from what the
+system reports about the interface (ARP type and driver on Linux; the IOKit classes of the
+interface and its controller, and the interface type, on macOS), never from a port's
+display name: USB and dock Ethernet adapters carry all sorts of names.
 """
 
 from __future__ import annotations
 
 import os
+import plistlib
+import re
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psutil
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import Collector, register
@@ -23,28 +33,112 @@ from minicluster.exporter.collectors.base import Collector, register
 KINDS = ("ethernet", "wifi", "thunderbolt", "loopback", "other")
 SYS_CLASS_NET = "/sys/class/net"
 ARPHRD_ETHER, ARPHRD_LOOPBACK = "1", "772"
-# The hardware-port list changes only when an adapter is plugged in; asking
-# networksetup at every scrape would cost a process spawn per scrape.
-HARDWARE_PORTS_TTL_SECONDS = 300.0
-KIND_TTL_SECONDS = 300.0
+KIND_TTL_SECONDS = 300.0  # kinds change only when hardware does
 MAX_CACHED_KINDS = 1_000  # interfaces come and go (veths, tunnels): bound the cache
+# <net/if_types.h>
+IFT_ETHER, IFT_LOOP, IFT_BRIDGE = 0x6, 0x18, 0xD1
+# SystemConfiguration's rule: an interface under an 802.11 controller is Wi-Fi, under
+# AppleThunderboltIPPort it is Thunderbolt networking. Class names, not display names.
+_WIFI_CLASS = re.compile(r"80211|WLAN|AirPort")
+_THUNDERBOLT_IP_CLASS = re.compile(r"ThunderboltIP")
+
+# sysfs attribute -> (metric, help, counter?); integers, read as node_exporter reads them.
+ATTRIBUTES = {
+    "addr_assign_type": (
+        "address_assign_type",
+        "Network device property: address_assign_type",
+        False,
+    ),
+    "carrier": ("carrier", "Network device property: carrier", False),
+    "carrier_changes": (
+        "carrier_changes_total",
+        "Network device property: carrier_changes_total",
+        True,
+    ),
+    "carrier_up_count": (
+        "carrier_up_changes_total",
+        "Network device property: carrier_up_changes_total",
+        True,
+    ),
+    "carrier_down_count": (
+        "carrier_down_changes_total",
+        "Network device property: carrier_down_changes_total",
+        True,
+    ),
+    "dev_id": ("device_id", "Network device property: device_id", False),
+    "dormant": ("dormant", "Network device property: dormant", False),
+    "flags": ("flags", "Network device property: flags", False),
+    "ifindex": ("iface_id", "Network device property: iface_id", False),
+    "iflink": ("iface_link", "Network device property: iface_link", False),
+    "link_mode": ("iface_link_mode", "Network device property: iface_link_mode", False),
+    "mtu": ("mtu_bytes", "Network device property: mtu_bytes", False),
+    "name_assign_type": ("name_assign_type", "Network device property: name_assign_type", False),
+    "netdev_group": ("net_dev_group", "Network device property: net_dev_group", False),
+    "speed": ("speed_bytes", "Network device property: speed_bytes", False),
+    "tx_queue_len": (
+        "transmit_queue_length",
+        "Network device property: transmit_queue_length",
+        False,
+    ),
+    "type": ("protocol_type", "Network device property: protocol_type", False),
+}
+INFO_FILES = ("address", "broadcast", "duplex", "ifalias", "operstate")
+INFO_LABELS = ("address", "broadcast", "device", "duplex", "ifalias", "operstate")
 
 
 @dataclass(frozen=True)
 class Link:
     device: str
     up: bool
-    mtu: int
-    speed_bytes: float | None  # None when the OS does not know (virtual links, Wi-Fi)
     kind: str
+    mtu: int | None = None
+    speed_bytes: float | None = None  # None when the OS does not know (virtual links, Wi-Fi)
+    attributes: dict[str, float] = field(default_factory=dict)  # Linux: metric -> value
+    info: dict[str, str] = field(default_factory=dict)  # Linux: node_network_info's labels
+
+
+def _read(path: str) -> str | None:
+    """One sysfs attribute; None where the driver does not support it (EINVAL, ENOENT)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096).decode(errors="replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_sysfs_link(
+    device: str, root: str = SYS_CLASS_NET
+) -> tuple[dict[str, float], dict[str, str]]:
+    base = f"{root}/{device}/"
+    attributes = {}
+    for name, (metric, _, _) in ATTRIBUTES.items():
+        text = _read(base + name)
+        if not text:
+            continue
+        try:
+            value = int(text, 0)  # dev_id and flags are hex ("0x1003")
+        except ValueError:
+            continue
+        attributes[metric] = value * 125_000 if name == "speed" else value  # Mbit/s -> B/s
+    info = {name: _read(base + name) or "" for name in INFO_FILES}
+    info["device"] = device
+    return attributes, info
+
+
+def linux_devices(root: str = SYS_CLASS_NET) -> list[str]:
+    # bonding_masters is a file beside the device directories.
+    return sorted(e.name for e in os.scandir(root) if e.is_dir())
 
 
 def linux_link_kind(device: str, root: str = SYS_CLASS_NET) -> str:
     base = os.path.join(root, device)
-    try:
-        with open(os.path.join(base, "type")) as f:
-            arp_type = f.read().strip()
-    except OSError:
+    arp_type = _read(os.path.join(base, "type"))
+    if arp_type is None:
         return "other"
     if arp_type == ARPHRD_LOOPBACK:
         return "loopback"
@@ -58,32 +152,6 @@ def linux_link_kind(device: str, root: str = SYS_CLASS_NET) -> str:
     if arp_type == ARPHRD_ETHER and os.path.exists(os.path.join(base, "device")):
         return "ethernet"
     return "other"  # veth, bridges, tunnels: virtual links
-
-
-def parse_hardware_ports(text: str) -> dict[str, str]:
-    """`networksetup -listallhardwareports` -> {"en0": "Ethernet", "bridge0": ...}."""
-    ports: dict[str, str] = {}
-    port = None
-    for line in text.splitlines():
-        if line.startswith("Hardware Port:"):
-            port = line.split(":", 1)[1].strip()
-        elif line.startswith("Device:") and port is not None:
-            ports[line.split(":", 1)[1].strip()] = port
-            port = None
-    return ports
-
-
-def darwin_link_kind(device: str, ports: dict[str, str]) -> str:
-    if device.startswith("lo"):
-        return "loopback"
-    port = ports.get(device, "")
-    if port in ("Wi-Fi", "AirPort"):
-        return "wifi"
-    if "Ethernet" in port or (port.startswith("USB") and "LAN" in port):
-        return "ethernet"  # includes "Thunderbolt Ethernet Slot 1", an Ethernet adapter
-    if port.startswith("Thunderbolt"):
-        return "thunderbolt"  # "Thunderbolt Bridge" (bridge0) and its members
-    return "other"
 
 
 class CachedKinds:
@@ -104,38 +172,143 @@ class CachedKinds:
         return cached[0]
 
 
-class HardwarePorts:
-    """networksetup's answer, cached for a while (read at scrape time, never in a timer)."""
-
-    def __init__(self, read: Callable[[], str] = macos.hardware_ports, clock=time.monotonic):
-        self.read, self.clock = read, clock
-        self.ports: dict[str, str] = {}
-        self.expires = float("-inf")
-
-    def __call__(self) -> dict[str, str]:
-        if self.clock() >= self.expires:
-            self.ports = parse_hardware_ports(self.read())
-            self.expires = self.clock() + HARDWARE_PORTS_TTL_SECONDS
-        return self.ports
-
-
-def read_links(
-    stats: Callable[[], dict] = psutil.net_if_stats,
+def read_linux_links(
+    devices: Callable[[], list[str]] = linux_devices,
+    attributes: Callable[[str], tuple[dict[str, float], dict[str, str]]] = read_sysfs_link,
     kind: Callable[[str], str] = linux_link_kind,
 ) -> list[Link]:
     links = []
-    for device, st in stats().items():
-        speed = st.speed * 125_000 if st.speed > 0 else None  # Mbit/s -> bytes/s
-        links.append(Link(device, bool(st.isup), st.mtu, speed, kind(device)))
+    for device in devices():
+        values, info = attributes(device)
+        if not info.get("operstate") and not values:
+            continue  # removed between listing and reading
+        links.append(
+            Link(device, info.get("operstate") == "up", kind(device), attributes=values, info=info)
+        )
     return links
 
 
+# macOS
+
+
+def parse_ioreg_interfaces(raw: bytes) -> dict[str, tuple[tuple[str, ...], int | None]]:
+    """`ioreg -a -t -r -c IONetworkInterface -d 1` -> {BSD name: (classes root..self, type)}.
+
+    With -t each match comes wrapped in its ancestors, each holding the next as its
+    IORegistryEntryChildren (a dictionary there, an array below a match).
+    """
+    result: dict[str, tuple[tuple[str, ...], int | None]] = {}
+
+    def walk(node: dict, chain: tuple[str, ...]) -> None:
+        chain = (*chain, node.get("IOObjectClass", ""))
+        name = node.get("BSD Name")
+        if name:
+            result[name] = (chain, node.get("IOInterfaceType"))
+        children = node.get("IORegistryEntryChildren", [])
+        for child in [children] if isinstance(children, dict) else children:
+            walk(child, chain)
+
+    for root in plistlib.loads(raw):
+        walk(root, ())
+    return result
+
+
+def iokit_kind(chain: tuple[str, ...], if_type: int | None) -> str:
+    if any(_WIFI_CLASS.search(name) for name in chain):
+        return "wifi"
+    if any(_THUNDERBOLT_IP_CLASS.search(name) for name in chain):
+        return "thunderbolt"
+    if any("Bluetooth" in name for name in chain):
+        return "other"  # Bluetooth PAN is Ethernet-typed but no wired link
+    if if_type == IFT_ETHER:
+        return "ethernet"  # built-in, USB, dock and PCIe Ethernet alike
+    return "other"  # Bluetooth PAN and the rest
+
+
+def parse_bridge_members(ifconfig_text: str) -> list[str]:
+    """`ifconfig bridge0` -> its member interfaces (lines "member: en2 flags=3<...>")."""
+    return [
+        line.split()[1] for line in ifconfig_text.splitlines() if line.strip().startswith("member:")
+    ]
+
+
+def darwin_link_kinds(
+    devices: list[str],
+    iokit: dict[str, tuple[tuple[str, ...], int | None]],
+    if_type: Callable[[str], int | None],
+    members: Callable[[str], list[str]],
+) -> dict[str, str]:
+    kinds = {device: iokit_kind(*iokit[device]) for device in devices if device in iokit}
+    for device in devices:
+        if device in kinds:
+            continue
+        kind_type = if_type(device)
+        if kind_type == IFT_LOOP:
+            kinds[device] = "loopback"
+        elif kind_type == IFT_BRIDGE:
+            # A bridge is the kind of all its members (the Thunderbolt Bridge: thunderbolt).
+            found = {iokit_kind(*iokit[m]) if m in iokit else "other" for m in members(device)}
+            kinds[device] = found.pop() if len(found) == 1 else "other"
+        else:
+            kinds[device] = "other"  # utun, awdl without IOKit entry, gif, stf, ...
+    return kinds
+
+
+def darwin_if_type(device: str) -> int | None:
+    from minicluster.exporter.collectors.netdev import parse_ifmibdata
+
+    try:
+        return parse_ifmibdata(macos.ifmib_bytes(socket.if_nametoindex(device))).type
+    except OSError:
+        return None
+
+
+class DarwinKinds:
+    """The kinds of this Mac's interfaces, asked of IOKit again after a while (read at
+    scrape time, never in a timer: one ioreg, and one ifconfig per bridge, per 5 minutes)."""
+
+    def __init__(
+        self,
+        ioreg: Callable[[], bytes] = macos.ioreg_network_interfaces,
+        if_type: Callable[[str], int | None] = darwin_if_type,
+        ifconfig: Callable[[str], str] = macos.ifconfig,
+        clock=time.monotonic,
+    ):
+        self.ioreg, self.if_type, self.ifconfig, self.clock = ioreg, if_type, ifconfig, clock
+        self.kinds: dict[str, str] = {}
+        self.expires = float("-inf")
+
+    def __call__(self, devices: list[str]) -> dict[str, str]:
+        if self.clock() >= self.expires or not set(devices) <= set(self.kinds):
+            iokit = parse_ioreg_interfaces(self.ioreg())
+            self.kinds = darwin_link_kinds(
+                devices, iokit, self.if_type, lambda d: parse_bridge_members(self.ifconfig(d))
+            )
+            self.expires = self.clock() + KIND_TTL_SECONDS
+        return self.kinds
+
+
 def darwin_source(
-    ports: Callable[[], dict[str, str]] | None = None,
+    kinds: Callable[[list[str]], dict[str, str]] | None = None,
     stats: Callable[[], dict] = psutil.net_if_stats,
 ) -> Callable[[], list[Link]]:
-    ports = ports or HardwarePorts()
-    return lambda: read_links(stats, kind=lambda device: darwin_link_kind(device, ports()))
+    kinds = kinds or DarwinKinds()
+
+    def read() -> list[Link]:
+        current = stats()
+        kind = kinds(sorted(current))
+        return [
+            Link(
+                device,
+                bool(st.isup),
+                kind.get(device, "other"),
+                mtu=st.mtu,
+                speed_bytes=st.speed * 125_000 if st.speed > 0 else None,  # Mbit/s -> B/s
+            )
+            for device, st in current.items()
+        ]
+
+    return read
 
 
 @register
@@ -146,31 +319,51 @@ class NetclassCollector(Collector):
         if sys.platform == "darwin":
             return darwin_source()
         kinds = CachedKinds()
-        return lambda: read_links(kind=kinds)
+        return lambda: read_linux_links(kind=kinds)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
-            "node_network_up", "Whether the interface is up (1) or down (0).", labels=["device"]
-        )
-        mtu = GaugeMetricFamily(
-            "node_network_mtu_bytes", "MTU of the interface in bytes.", labels=["device"]
-        )
-        speed = GaugeMetricFamily(
-            "node_network_speed_bytes", "Link speed in bytes per second.", labels=["device"]
+            "node_network_up",
+            "Value is 1 if operstate is 'up', 0 otherwise.",
+            labels=["device"],
         )
         info = GaugeMetricFamily(
+            "node_network_info",
+            "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+            labels=list(INFO_LABELS),
+        )
+        attributes: dict[str, Metric] = {}
+        kind = GaugeMetricFamily(
             "minicluster_network_link_info",
             "Kind of link behind each interface: ethernet, wifi, thunderbolt, loopback, other.",
             labels=["device", "kind"],
         )
         for link in sorted(self.source(), key=lambda link: link.device):
             up.add_metric([link.device], 1.0 if link.up else 0.0)
-            mtu.add_metric([link.device], link.mtu)
+            if link.info:
+                info.add_metric([link.info[label] for label in INFO_LABELS], 1.0)
+            values = dict(link.attributes)
+            if link.mtu is not None:
+                values["mtu_bytes"] = link.mtu
             if link.speed_bytes is not None:
-                speed.add_metric([link.device], link.speed_bytes)
-            info.add_metric([link.device, link.kind], 1.0)
+                values["speed_bytes"] = link.speed_bytes
+            for metric, value in values.items():
+                family = attributes.get(metric)
+                if family is None:
+                    family = attributes[metric] = _attribute_family(metric)
+                family.add_metric([link.device], value)
+            kind.add_metric([link.device, link.kind], 1.0)
         yield up
-        yield mtu
-        if speed.samples:
-            yield speed
-        yield info
+        if info.samples:
+            yield info
+        yield from (attributes[name] for name in sorted(attributes))
+        yield kind
+
+
+_BY_METRIC = {metric: (text, counter) for metric, text, counter in ATTRIBUTES.values()}
+
+
+def _attribute_family(metric: str) -> Metric:
+    text, counter = _BY_METRIC[metric]
+    kind = CounterMetricFamily if counter else GaugeMetricFamily
+    return kind(f"node_network_{metric}", text, labels=["device"])

@@ -1,19 +1,24 @@
-"""netdev: `node_network_{receive,transmit}_{bytes,packets,errs,drop}_total{device}`.
+"""netdev: `node_network_<field>_total{device}`, every field node_exporter publishes.
 
-Linux: /proc/net/dev (through psutil), 64-bit counters.
+Linux: the 16 columns of /proc/net/dev (receive bytes, packets, errs, drop, fifo, frame,
+compressed, multicast; transmit bytes, packets, errs, drop, fifo, colls, carrier,
+compressed), which are the kernel's own sums of the netlink counters node_exporter reads,
+plus `receive_nohandler` from /sys/class/net/<device>/statistics/rx_nohandler.
 macOS: `net.link.generic.ifdata.<index>.general` (`struct ifmibdata`), the 64-bit
-counters `netstat -ib` shows. psutil reads NET_RT_IFLIST2 there, whose byte counters are
-truncated to 32 bits since macOS 13.2.1 and wrap every 4 GiB (node_exporter #3333).
+counters `netstat -ib` shows: node_exporter's darwin fields (bytes, packets, errs,
+receive drop, multicast both ways, colls, noproto) plus the send-queue drops as
+`transmit_drop`. psutil reads NET_RT_IFLIST2 there, whose byte counters are truncated to
+32 bits since macOS 13.2.1 and wrap every 4 GiB (node_exporter #3333).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import psutil
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from minicluster.exporter import macos
@@ -58,41 +63,70 @@ def parse_ifmibdata(raw: bytes) -> IfMibData:
     return IfMibData(name, flags, snd_drops, if_type, mtu, baudrate, *counters)
 
 
-@dataclass(frozen=True)
-class InterfaceCounters:
-    device: str
-    receive_bytes: int
-    transmit_bytes: int
-    receive_packets: int
-    transmit_packets: int
-    receive_errs: int
-    transmit_errs: int
-    receive_drop: int | None
-    transmit_drop: int | None  # None: the OS does not count it, so nothing is published
+PROC_NET_DEV = "/proc/net/dev"
+SYS_CLASS_NET = "/sys/class/net"
+# /proc/net/dev's columns, in order, by node_exporter's names.
+LINUX_COLUMNS = (
+    *("receive_bytes", "receive_packets", "receive_errs", "receive_drop"),
+    *("receive_fifo", "receive_frame", "receive_compressed", "receive_multicast"),
+    *("transmit_bytes", "transmit_packets", "transmit_errs", "transmit_drop"),
+    *("transmit_fifo", "transmit_colls", "transmit_carrier", "transmit_compressed"),
+)
+# Devices -> {field: value}; a field the OS does not count is absent, so not published.
+Counters = dict[str, dict[str, int]]
 
 
-def read_linux(counters: Callable[..., dict] = psutil.net_io_counters) -> list[InterfaceCounters]:
-    return [
-        InterfaceCounters(
-            device,
-            receive_bytes=io.bytes_recv,
-            transmit_bytes=io.bytes_sent,
-            receive_packets=io.packets_recv,
-            transmit_packets=io.packets_sent,
-            receive_errs=io.errin,
-            transmit_errs=io.errout,
-            receive_drop=io.dropin,
-            transmit_drop=io.dropout,
-        )
-        for device, io in counters(pernic=True, nowrap=False).items()
-    ]
+def parse_proc_net_dev(text: str) -> Counters:
+    result = {}
+    for line in text.splitlines()[2:]:
+        device, sep, numbers = line.partition(":")
+        if sep:
+            values = map(int, numbers.split())
+            result[device.strip()] = dict(zip(LINUX_COLUMNS, values, strict=False))
+    return result
+
+
+def _rx_nohandler(device: str, root: str) -> int | None:
+    try:
+        with open(os.path.join(root, device, "statistics", "rx_nohandler")) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None  # kernels before 4.6 do not count it
+
+
+def read_linux(proc_net_dev: str = PROC_NET_DEV, sys_class_net: str = SYS_CLASS_NET) -> Counters:
+    with open(proc_net_dev) as f:
+        result = parse_proc_net_dev(f.read())
+    for device, fields in result.items():
+        nohandler = _rx_nohandler(device, sys_class_net)
+        if nohandler is not None:
+            fields["receive_nohandler"] = nohandler
+    return result
+
+
+def darwin_fields(data: IfMibData) -> dict[str, int]:
+    return {
+        "receive_bytes": data.ibytes,
+        "receive_packets": data.ipackets,
+        "receive_errs": data.ierrors,
+        "receive_drop": data.iqdrops,
+        "receive_multicast": data.imcasts,
+        "transmit_bytes": data.obytes,
+        "transmit_packets": data.opackets,
+        "transmit_errs": data.oerrors,
+        # Send-queue drops; node_exporter has none on macOS, psutil's is a constant 0.
+        "transmit_drop": data.snd_drops,
+        "transmit_multicast": data.omcasts,
+        "transmit_colls": data.collisions,
+        "noproto": data.noproto,
+    }
 
 
 def read_darwin(
     interfaces: Callable[[], list[tuple[int, str]]] = socket.if_nameindex,
     ifmib: Callable[[int], bytes] = macos.ifmib_bytes,
-) -> list[InterfaceCounters]:
-    result = []
+) -> Counters:
+    result = {}
     for index, _ in interfaces():
         try:
             data = parse_ifmibdata(ifmib(index))
@@ -100,33 +134,17 @@ def read_darwin(
             continue  # the interface went away between listing and reading
         if not data.name:
             continue  # detached: the kernel zeroes the record
-        result.append(
-            InterfaceCounters(
-                data.name,
-                receive_bytes=data.ibytes,
-                transmit_bytes=data.obytes,
-                receive_packets=data.ipackets,
-                transmit_packets=data.opackets,
-                receive_errs=data.ierrors,
-                transmit_errs=data.oerrors,
-                receive_drop=data.iqdrops,
-                # Send-queue drops; psutil's "dropout" is a constant 0 on macOS.
-                transmit_drop=data.snd_drops,
-            )
-        )
+        result[data.name] = darwin_fields(data)
     return result
 
 
-FIELDS = {
-    "receive_bytes": "Network device statistic receive_bytes.",
-    "receive_packets": "Network device statistic receive_packets.",
-    "receive_errs": "Network device statistic receive_errs.",
-    "receive_drop": "Network device statistic receive_drop.",
-    "transmit_bytes": "Network device statistic transmit_bytes.",
-    "transmit_packets": "Network device statistic transmit_packets.",
-    "transmit_errs": "Network device statistic transmit_errs.",
-    "transmit_drop": "Network device statistic transmit_drop.",
-}
+FIELDS = (
+    *LINUX_COLUMNS[:8],
+    "receive_nohandler",
+    *LINUX_COLUMNS[8:],
+    "transmit_multicast",
+    "noproto",
+)
 
 
 @register
@@ -138,12 +156,14 @@ class NetdevCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families = {
-            field: CounterMetricFamily(f"node_network_{field}_total", text, labels=["device"])
-            for field, text in FIELDS.items()
+            field: CounterMetricFamily(
+                f"node_network_{field}_total",
+                f"Network device statistic {field}.",
+                labels=["device"],
+            )
+            for field in FIELDS
         }
-        for counters in sorted(self.source(), key=lambda c: c.device):
-            for field, family in families.items():
-                value = getattr(counters, field)
-                if value is not None:
-                    family.add_metric([counters.device], value)
+        for device, fields in sorted(self.source().items()):
+            for field, value in fields.items():
+                families[field].add_metric([device], value)
         yield from (family for family in families.values() if family.samples)

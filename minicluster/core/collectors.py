@@ -7,9 +7,13 @@ the two the same. The list lives here so the config model can check
 
 COLLECTOR_NAMES = frozenset(
     {
+        "arp",
         "boottime",
+        "conntrack",
         "cpu",
         "diskstats",
+        "entropy",
+        "filefd",
         "filesystem",
         "gpu",
         "loadavg",
@@ -17,10 +21,19 @@ COLLECTOR_NAMES = frozenset(
         "memory_pressure",
         "netclass",
         "netdev",
+        "netstat",
+        "os",
         "peers",
+        "pressure",
         "process",
+        "sockstat",
+        "softnet",
+        "stat",
+        "textfile",
         "thermal",
         "time",
+        "timex",
+        "udp_queues",
         "uname",
         "vmstat",
     }

@@ -134,6 +134,23 @@ class ExporterSettings(_Section):
     peer_probe_timeout_seconds: PositiveFloat = 1.0
     # node_exporter's web-config format: tls_server_config and basic_auth_users (bcrypt).
     web_config_file: str | None = None
+    # node_exporter's --collector.textfile.directory: the *.prom files other programs write
+    # there are served at every scrape. Null leaves the collector on with nothing to read.
+    textfile_directory: str | None = None
+
+    @field_validator("textfile_directory")
+    @classmethod
+    def _textfile_directory(cls, value: str | None) -> str | None:
+        return None if value is None else cls.check_textfile_directory(value)
+
+    @staticmethod
+    def check_textfile_directory(value: str) -> str:
+        """The exporter runs from launchd with no useful working directory: absolute only."""
+        if any(c in value for c in "\n\r\0"):
+            raise ValueError("must be a single line")
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must be an absolute path")
+        return value
 
 
 class PrometheusSettings(_Section):

@@ -15,20 +15,37 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from minicluster.exporter.collectors import (
+    arp,
+    conntrack,
     diskstats,
+    entropy,
+    filefd,
     filesystem,
     gpu,
     meminfo,
     netclass,
     netdev,
+    netstat,
+    os_release,
+    pressure,
+    sockstat,
+    softnet,
+    stat,
+    textfile,
+    timex,
+    udp_queues,
     vmstat,
 )
 from minicluster.exporter.collectors.filesystem import Mount
 from minicluster.exporter.collectors.process import ProcessStats
+from minicluster.exporter.collectors.time import Clock
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DARWIN = FIXTURES / "darwin"
 LINUX = FIXTURES / "linux"
+TEXTFILE = FIXTURES / "textfile"
+# Fixed mtimes for the golden files (the real ones change with every checkout).
+TEXTFILE_MTIME = 1732799990.5
 
 
 def read_hex(path: Path) -> bytes:
@@ -104,21 +121,44 @@ def _common(data: dict, platform: str) -> dict:
     return {
         "cpu": lambda: [dict(modes) for modes in data["cpu_times"]],
         "loadavg": lambda: tuple(data["loadavg"]),
-        "diskstats": lambda: diskstats.read_disks(
-            counters=lambda **_: _records(data["disk_io_counters"])
-        ),
         "boottime": lambda: data["boot_time"],
-        "time": lambda: data["time"],
+        "time": lambda: Clock(
+            data["time"],
+            "UTC",
+            0,
+            {"0": (["tsc", "hpet", "acpi_pm"], "tsc")} if platform == "linux" else {},
+        ),
         "uname": lambda: dict(data["uname"]),
         "process": lambda: ProcessStats(**data["process"]),
         "peers": lambda: dict(data["peers"]),
+        "textfile": textfile_source(),
     }
+
+
+def textfile_source():
+    """The fixture directory through the real reader, with paths and mtimes made stable."""
+    reader = textfile.TextfileReader(str(TEXTFILE))
+
+    def read() -> textfile.Textfiles:
+        found = reader()
+        found.mtimes = {
+            f"/var/lib/node_exporter/textfile/{path.rsplit('/', 1)[1]}": TEXTFILE_MTIME
+            for path in found.mtimes
+        }
+        return found
+
+    return read
+
+
+def linux_text(name: str) -> str:
+    return (LINUX / name).read_text()
 
 
 def linux_sources() -> dict:
     data = sources_json("linux")
     mounts = [Mount(*fields) for fields in data["mounts"]]
     kinds = data["link_kinds"]
+    udev = {"259:0": diskstats.parse_udev(linux_text("udev-b259:0"))}
     return {
         **_common(data, "linux"),
         "meminfo": lambda: meminfo.parse_meminfo((LINUX / "meminfo").read_text()),
@@ -126,10 +166,41 @@ def linux_sources() -> dict:
         "filesystem": lambda: filesystem.read_filesystems(
             mounts=lambda: mounts, statvfs=_statvfs(data["statvfs"]), platform="linux"
         ),
-        "netdev": lambda: netdev.read_linux(counters=lambda **_: _records(data["net_io_counters"])),
-        "netclass": lambda: netclass.read_links(
-            stats=lambda: _records(data["net_if_stats"]), kind=kinds.__getitem__
+        "netdev": lambda: netdev.read_linux(str(LINUX / "net-dev"), str(LINUX / "sys-class-net")),
+        "netclass": lambda: netclass.read_linux_links(
+            devices=lambda: netclass.linux_devices(str(LINUX / "sys-class-net")),
+            attributes=lambda d: netclass.read_sysfs_link(d, str(LINUX / "sys-class-net")),
+            kind=kinds.__getitem__,
         ),
+        "diskstats": lambda: diskstats.linux_disks(
+            linux_text("diskstats"), udev=lambda major, minor: udev.get(f"{major}:{minor}", {})
+        ),
+        "stat": lambda: stat.parse_stat(linux_text("stat")),
+        "pressure": lambda: pressure.read_pressure(str(LINUX / "pressure")),
+        "netstat": lambda: netstat.select(
+            {
+                **netstat.parse_paired(linux_text("net-netstat")),
+                **netstat.parse_paired(linux_text("net-snmp")),
+                **netstat.parse_snmp6(linux_text("net-snmp6")),
+            }
+        ),
+        "sockstat": lambda: {
+            **sockstat.parse_sockstat(linux_text("net-sockstat"), 4096),
+            **sockstat.parse_sockstat(linux_text("net-sockstat6"), 4096),
+        },
+        "filefd": lambda: filefd.parse_file_nr(linux_text("file-nr")),
+        "conntrack": lambda: conntrack.Conntrack(
+            entries=33, limit=262144, stats=conntrack.parse_stat(linux_text("nf_conntrack"))
+        ),
+        "softnet": lambda: softnet.parse_softnet(linux_text("softnet_stat")),
+        "entropy": lambda: entropy.read_entropy(str(LINUX / "random")),
+        "timex": lambda: timex.decode(dict(data["timex"]["fields"]), data["timex"]["state"]),
+        "udp_queues": lambda: {
+            "v4": udp_queues.parse_udp(linux_text("net-udp")),
+            "v6": udp_queues.parse_udp(linux_text("net-udp6")),
+        },
+        "arp": lambda: arp.parse_arp(linux_text("net-arp")),
+        "os": lambda: os_release.parse_os_release(linux_text("os-release")),
     }
 
 
@@ -166,8 +237,15 @@ def darwin_sources() -> dict:
             raise OSError(2, "No such file or directory")
         return records.get(index, bytes(180))
 
-    ports = netclass.parse_hardware_ports(
-        (DARWIN / "networksetup-listallhardwareports.txt").read_text()
+    iokit_raw = (DARWIN / "ioreg-IONetworkInterface.plist").read_bytes()
+    if_types = {
+        netdev.parse_ifmibdata(raw).name: netdev.parse_ifmibdata(raw).type
+        for raw in records.values()
+    }
+    kinds = netclass.DarwinKinds(
+        ioreg=lambda: iokit_raw,
+        if_type=if_types.get,
+        ifconfig=lambda device: (DARWIN / f"ifconfig-{device}.txt").read_text(),
     )
     mounts = parse_mount_text((DARWIN / "mount.txt").read_text())
     return {
@@ -182,7 +260,13 @@ def darwin_sources() -> dict:
         ),
         "netdev": lambda: netdev.read_darwin(interfaces=lambda: listing, ifmib=ifmib),
         "netclass": netclass.darwin_source(
-            ports=lambda: ports, stats=lambda: _records(data["net_if_stats"])
+            kinds=kinds, stats=lambda: _records(data["net_if_stats"])
+        ),
+        "diskstats": lambda: diskstats.darwin_disks(
+            (DARWIN / "ioreg-IOBlockStorageDriver.plist").read_bytes()
+        ),
+        "os": lambda: os_release.parse_system_version(
+            (DARWIN / "SystemVersion.plist").read_bytes()
         ),
         "memory_pressure": lambda: sysctl.int("kern.memorystatus_vm_pressure_level"),
         "gpu": lambda: gpu.parse_accelerators((DARWIN / "ioreg-IOAccelerator.txt").read_text()),

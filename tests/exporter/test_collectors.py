@@ -142,34 +142,75 @@ def test_filesystem_reads_this_machine():
     )
 
 
-def test_diskstats_skips_partitions_and_loop_devices():
+def test_diskstats_every_column_of_whole_disks():
     collector = diskstats.DiskstatsCollector(fakes.linux_sources()["diskstats"])
     registry = registry_of(collector)
     get = registry.get_sample_value
     nvme = {"device": "nvme0n1"}
     assert get("node_disk_reads_completed_total", nvme) == 1203345
-    assert get("node_disk_writes_completed_total", nvme) == 2990371
-    assert get("node_disk_read_bytes_total", nvme) == 40211681280
-    assert get("node_disk_written_bytes_total", nvme) == 91102433280
+    assert get("node_disk_reads_merged_total", nvme) == 2201
+    assert get("node_disk_read_bytes_total", nvme) == 78538440 * 512
     assert get("node_disk_read_time_seconds_total", nvme) == pytest.approx(402.311)
+    assert get("node_disk_writes_completed_total", nvme) == 2990371
+    assert get("node_disk_writes_merged_total", nvme) == 88012
+    assert get("node_disk_written_bytes_total", nvme) == 177934440 * 512
     assert get("node_disk_write_time_seconds_total", nvme) == pytest.approx(2210.993)
+    assert get("node_disk_io_now", nvme) == 3
     assert get("node_disk_io_time_seconds_total", nvme) == pytest.approx(1100.452)
+    assert get("node_disk_io_time_weighted_seconds_total", nvme) == pytest.approx(2613.304)
+    assert get("node_disk_discards_completed_total", nvme) == 54995
+    assert get("node_disk_discards_merged_total", nvme) == 41
+    assert get("node_disk_discarded_sectors_total", nvme) == 4297384
+    assert get("node_disk_discard_time_seconds_total", nvme) == pytest.approx(3.146)
+    assert get("node_disk_flush_requests_total", nvme) == 2120
+    assert get("node_disk_flush_requests_time_seconds_total", nvme) == pytest.approx(0.077)
+    info = {
+        "device": "nvme0n1",
+        "major": "259",
+        "minor": "0",
+        "path": "pci-0000:01:00.0-nvme-1",
+        "wwn": "eui.002538b811b21234",
+        "model": "Samsung SSD 980 PRO 1TB",
+        "serial": "S5GXNF0R812345A",
+        "revision": "5B2QGXA7",
+    }
+    assert get("node_disk_info", info) == 1
+    # A kernel before 4.18 has no discard columns: those series are absent, not zero.
+    assert get("node_disk_reads_completed_total", {"device": "sda"}) == 50211
+    assert get("node_disk_discards_completed_total", {"device": "sda"}) is None
     devices = {s.labels["device"] for f in collector.collect() for s in f.samples}
-    assert devices == {"nvme0n1", "dm-0"}
+    # Partitions, loop and zram devices are skipped, as current node_exporter does.
+    assert devices == {"nvme0n1", "dm-0", "sda"}
 
 
-def test_netdev_linux_counters():
+def test_netdev_linux_every_column():
     registry = registry_of(netdev.NetdevCollector(fakes.linux_sources()["netdev"]))
     get = registry.get_sample_value
     eth0 = {"device": "eth0"}
-    assert get("node_network_receive_bytes_total", eth0) == 4398046511104
-    assert get("node_network_transmit_bytes_total", eth0) == 5368709120000
-    assert get("node_network_receive_packets_total", eth0) == 2980051777
-    assert get("node_network_transmit_packets_total", eth0) == 3621048533
-    assert get("node_network_receive_errs_total", eth0) == 2
-    assert get("node_network_transmit_errs_total", eth0) == 0
-    assert get("node_network_receive_drop_total", eth0) == 1041
-    assert get("node_network_transmit_drop_total", eth0) == 0
+    expected = {
+        "receive_bytes": 4398046511104,
+        "receive_packets": 2980051777,
+        "receive_errs": 2,
+        "receive_drop": 1041,
+        "receive_fifo": 0,
+        "receive_frame": 1,
+        "receive_compressed": 0,
+        "receive_multicast": 18234,
+        "receive_nohandler": 7,
+        "transmit_bytes": 5368709120000,
+        "transmit_packets": 3621048533,
+        "transmit_errs": 0,
+        "transmit_drop": 0,
+        "transmit_fifo": 0,
+        "transmit_colls": 0,
+        "transmit_carrier": 3,
+        "transmit_compressed": 0,
+    }
+    for field, value in expected.items():
+        assert get(f"node_network_{field}_total", eth0) == value, field
+    assert get("node_network_transmit_drop_total", {"device": "thunderbolt0"}) == 2
+    # No sysfs entry for the device: no nohandler series rather than a made-up zero.
+    assert get("node_network_receive_nohandler_total", {"device": "thunderbolt0"}) is None
 
 
 def test_netdev_reads_this_machine_loopback():
@@ -189,15 +230,33 @@ def test_netdev_reads_this_machine_loopback():
     assert after - before >= 100_000
 
 
-def test_netclass_state_speed_and_link_kind():
+def test_netclass_sysfs_attributes_state_speed_and_link_kind():
     collector = netclass.NetclassCollector(fakes.linux_sources()["netclass"])
     registry = registry_of(collector)
     get = registry.get_sample_value
     assert get("node_network_up", {"device": "eth0"}) == 1
-    assert get("node_network_up", {"device": "wlan0"}) == 0
+    assert get("node_network_up", {"device": "wlan0"}) == 0  # operstate down
+    assert get("node_network_up", {"device": "lo"}) == 0  # operstate "unknown", as upstream
     assert get("node_network_mtu_bytes", {"device": "thunderbolt0"}) == 65520
     assert get("node_network_speed_bytes", {"device": "eth0"}) == 10_000 * 1_000_000 / 8
     assert get("node_network_speed_bytes", {"device": "wlan0"}) is None  # unknown: absent
+    assert get("node_network_flags", {"device": "eth0"}) == 0x1003  # hex in sysfs
+    assert get("node_network_iface_id", {"device": "eth0"}) == 4
+    assert get("node_network_carrier", {"device": "wlan0"}) == 0
+    assert get("node_network_carrier_changes_total", {"device": "eth0"}) is not None
+    assert get("node_network_protocol_type", {"device": "lo"}) == 772
+    info = {
+        "device": "thunderbolt0",
+        "address": "02:5f:d4:11:22:33",
+        "broadcast": "ff:ff:ff:ff:ff:ff",
+        "duplex": "",
+        "ifalias": "training link",
+        "operstate": "up",
+    }
+    assert get("node_network_info", info) == 1
+    # bonding_masters sits beside the devices and is not one.
+    devices = {s.labels["device"] for f in collector.collect() for s in f.samples}
+    assert devices == {"eth0", "lo", "thunderbolt0", "wlan0"}
     for device, kind in [
         ("eth0", "ethernet"),
         ("wlan0", "wifi"),
@@ -275,6 +334,18 @@ def test_boot_time_clock_and_uname():
     )
     registry = registry_of(time_collector.TimeCollector())
     assert registry.get_sample_value("node_time_seconds") == pytest.approx(time.time(), abs=5)
+    zone = time.localtime()
+    offset = registry.get_sample_value("node_time_zone_offset_seconds", {"time_zone": zone.tm_zone})
+    assert offset == zone.tm_gmtoff
+    clock = time_collector.read_clock()
+    for device, (available, current) in clock.clocksources.items():
+        assert current in available
+        assert (
+            registry.get_sample_value(
+                "node_time_clocksource_current_info", {"clocksource": current, "device": device}
+            )
+            == 1
+        )
     registry = registry_of(uname.UnameCollector(fakes.linux_sources()["uname"]))
     labels = dict(fakes.sources_json("linux")["uname"])
     assert registry.get_sample_value("node_uname_info", labels) == 1

@@ -205,42 +205,56 @@ def test_gpu_entries_without_statistics_are_skipped():
     assert gpu.parse_accelerators("") == []
 
 
-def test_hardware_ports_and_link_kinds():
-    text = (DARWIN / "networksetup-listallhardwareports.txt").read_text()
-    ports = netclass.parse_hardware_ports(text)
-    assert ports == {
-        "en0": "Ethernet",
-        "bridge0": "Thunderbolt Bridge",
-        "en1": "Wi-Fi",
-        "en2": "Thunderbolt 1",
-        "en3": "Thunderbolt 2",
-    }
-    kinds = {d: netclass.darwin_link_kind(d, ports) for d in [*ports, "lo0", "awdl0"]}
+def test_link_kinds_from_iokit_classes_and_interface_types():
+    raw = (DARWIN / "ioreg-IONetworkInterface.plist").read_bytes()
+    iokit = netclass.parse_ioreg_interfaces(raw)
+    assert set(iokit) == {"en0", "en1", "en2", "en3", "en5", "en6"}
+    chain, if_type = iokit["en1"]
+    assert chain[0] == "IORegistryEntry" and chain[-1] == "IOSkywalkLegacyEthernetInterface"
+    assert "AppleBCMWLANCore" in chain and if_type == 6
+    members = {"bridge0": ["en2", "en3"], "bridge1": ["en0", "en2"]}
+    types = {"lo0": 0x18, "bridge0": 0xD1, "bridge1": 0xD1, "utun0": 0x1}
+    devices = [*iokit, "lo0", "bridge0", "bridge1", "utun0", "awdl0"]
+    kinds = netclass.darwin_link_kinds(devices, iokit, types.get, members.__getitem__)
     assert kinds == {
-        "en0": "ethernet",
-        "bridge0": "thunderbolt",
-        "en1": "wifi",
-        "en2": "thunderbolt",
+        "en0": "ethernet",  # built-in, under AppleBCM5701Ethernet
+        "en1": "wifi",  # its Ethernet-typed interface sits under the WLAN controller
+        "en2": "thunderbolt",  # under AppleThunderboltIPPort
         "en3": "thunderbolt",
+        "en5": "ethernet",  # a USB adapter, whatever its hardware port is called
+        "en6": "other",  # Bluetooth PAN
         "lo0": "loopback",
-        "awdl0": "other",
+        "bridge0": "thunderbolt",  # the Thunderbolt Bridge: all its members are
+        "bridge1": "other",  # mixed members
+        "utun0": "other",
+        "awdl0": "other",  # neither in IOKit nor a known interface type
     }
-    adapters = {"en5": "Thunderbolt Ethernet Slot 1", "en6": "USB 10/100/1000 LAN"}
-    assert netclass.darwin_link_kind("en5", adapters) == "ethernet"
-    assert netclass.darwin_link_kind("en6", adapters) == "ethernet"
 
 
-def test_hardware_ports_are_read_once_per_ttl():
+def test_bridge_members_from_ifconfig():
+    text = (DARWIN / "ifconfig-bridge0.txt").read_text()
+    assert netclass.parse_bridge_members(text) == ["en2", "en3"]
+    assert netclass.parse_bridge_members("lo0: flags=8049<UP,LOOPBACK> mtu 16384\n") == []
+
+
+def test_link_kinds_are_asked_of_iokit_once_per_ttl():
     calls = []
     now = [100.0]
-    text = (DARWIN / "networksetup-listallhardwareports.txt").read_text()
-    ports = netclass.HardwarePorts(lambda: calls.append(1) or text, lambda: now[0])
-    assert ports()["en1"] == "Wi-Fi"
-    ports()
+    raw = (DARWIN / "ioreg-IONetworkInterface.plist").read_bytes()
+    kinds = netclass.DarwinKinds(
+        ioreg=lambda: calls.append(1) or raw,
+        if_type=lambda device: None,
+        ifconfig=lambda device: "",
+        clock=lambda: now[0],
+    )
+    assert kinds(["en0", "en1"])["en1"] == "wifi"
+    kinds(["en0", "en1"])
     assert len(calls) == 1
-    now[0] += netclass.HARDWARE_PORTS_TTL_SECONDS
-    ports()
+    kinds(["en0", "en1", "en5"])  # an adapter was plugged in: asked again at once
     assert len(calls) == 2
+    now[0] += netclass.KIND_TTL_SECONDS
+    kinds(["en0"])
+    assert len(calls) == 3
 
 
 def test_darwin_netclass_publishes_kinds_and_known_speeds():
@@ -262,5 +276,8 @@ def test_macos_only_collectors_exist_only_on_macos(tmp_path):
     linux = {c.name for c in build_collectors(options, "linux")}
     darwin = {c.name for c in build_collectors(options, "darwin", fakes.darwin_sources())}
     assert darwin - linux == {"gpu", "memory_pressure", "thermal"}
-    # /proc/vmstat is Linux's; macOS swap traffic comes from the meminfo collector.
-    assert linux - darwin == {"vmstat"}
+    # Readers of /proc and /sys; macOS swap traffic comes from the meminfo collector.
+    assert linux - darwin == {
+        *("arp", "conntrack", "entropy", "filefd", "netstat", "pressure", "sockstat"),
+        *("softnet", "stat", "timex", "udp_queues", "vmstat"),
+    }

@@ -1,0 +1,35 @@
+"""entropy (Linux): `node_entropy_available_bits`, `node_entropy_pool_size_bits`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+
+RANDOM = "/proc/sys/kernel/random"
+
+
+def read_entropy(root: str = RANDOM) -> tuple[float, float]:
+    with open(f"{root}/entropy_avail") as f:
+        available = float(f.read())
+    with open(f"{root}/poolsize") as f:
+        pool = float(f.read())
+    return available, pool
+
+
+@register
+class EntropyCollector(Collector):
+    name = "entropy"
+    platforms = LINUX_ONLY
+
+    def default_source(self):
+        return read_entropy
+
+    def collect(self) -> Iterator[Metric]:
+        available, pool = self.source()
+        yield GaugeMetricFamily(
+            "node_entropy_available_bits", "Bits of available entropy.", value=available
+        )
+        yield GaugeMetricFamily("node_entropy_pool_size_bits", "Bits of entropy pool.", value=pool)

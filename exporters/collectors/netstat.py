@@ -1,0 +1,81 @@
+"""netstat (Linux): `node_netstat_<Protocol>_<Field>` from /proc/net/{netstat,snmp,snmp6}.
+
+Untyped, as node_exporter publishes them (the kernel mixes counters and gauges such as
+Tcp_CurrEstab), limited to node_exporter's default `--collector.netstat.fields`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from prometheus_client.core import Metric, UnknownMetricFamily
+
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
+
+# Current node_exporter's default --collector.netstat.fields.
+FIELDS = re.compile(
+    r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|"
+    r"TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)|"
+    r"Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|"
+    r"Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$"
+)
+PAIRED_FILES = ("/proc/net/netstat", "/proc/net/snmp")
+SNMP6 = "/proc/net/snmp6"
+_SNMP6_PROTOCOL = re.compile(r"^([A-Za-z]+6)(\w+)$")
+
+
+def parse_paired(text: str) -> dict[tuple[str, str], float]:
+    """/proc/net/netstat and /proc/net/snmp: a names line, then a values line, per protocol."""
+    values = {}
+    lines = text.splitlines()
+    for names, numbers in zip(lines[::2], lines[1::2], strict=False):
+        protocol, _, names = names.partition(":")
+        _, _, numbers = numbers.partition(":")
+        for name, number in zip(names.split(), numbers.split(), strict=False):
+            values[(protocol, name)] = float(number)
+    return values
+
+
+def parse_snmp6(text: str) -> dict[tuple[str, str], float]:
+    """/proc/net/snmp6: one "Ip6InReceives  123" per line."""
+    values = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2:
+            continue
+        match = _SNMP6_PROTOCOL.match(parts[0])
+        if match:
+            values[(match[1], match[2])] = float(parts[1])
+    return values
+
+
+def select(values: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    return {key: v for key, v in values.items() if FIELDS.match(f"{key[0]}_{key[1]}")}
+
+
+def read_netstat() -> dict[tuple[str, str], float]:
+    values: dict[tuple[str, str], float] = {}
+    for path in PAIRED_FILES:
+        text = read_optional(path)
+        if text is not None:
+            values.update(parse_paired(text))
+    text = read_optional(SNMP6)  # absent when IPv6 is disabled
+    if text is not None:
+        values.update(parse_snmp6(text))
+    return select(values)
+
+
+@register
+class NetstatCollector(Collector):
+    name = "netstat"
+    platforms = LINUX_ONLY
+
+    def default_source(self):
+        return read_netstat
+
+    def collect(self) -> Iterator[Metric]:
+        for (protocol, field), value in sorted(self.source().items()):
+            yield UnknownMetricFamily(
+                f"node_netstat_{protocol}_{field}", f"Statistic {protocol}{field}.", value=value
+            )
