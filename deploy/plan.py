@@ -79,6 +79,15 @@ def homebrew_formula(python: str) -> str | None:
     return None
 
 
+def homebrew_services(config: Config, brew_prefix: str) -> list[str]:
+    """The services Homebrew installs: those whose configured binary is under its prefix."""
+    return [
+        service
+        for service in HOMEBREW_FORMULAE
+        if PurePosixPath(getattr(config, service).binary).is_relative_to(brew_prefix)
+    ]
+
+
 def launchd_environment_command(plist: dict, *code: str) -> str:
     """Run `python -c code` the way launchd starts the plist: its environment only."""
     env = " ".join(shlex.quote(f"{k}={v}") for k, v in plist["EnvironmentVariables"].items())
@@ -200,15 +209,8 @@ class NodePlanner:
     def monitoring_binaries(self) -> None:
         """Homebrew installs the services whose configured binary is at Homebrew's paths;
         a binary configured anywhere else is the user's to install, and is checked."""
-        config, prefix = self.config, PurePosixPath(self.brew_bin).parent
-        binaries = {
-            "prometheus": config.prometheus.binary,
-            "alertmanager": config.alertmanager.binary,
-            "grafana": config.grafana.binary,
-        }
-        from_brew = [
-            name for name, path in binaries.items() if PurePosixPath(path).is_relative_to(prefix)
-        ]
+        config, prefix = self.config, str(PurePosixPath(self.brew_bin).parent)
+        from_brew = homebrew_services(config, prefix)
         if from_brew:
             formulae = [HOMEBREW_FORMULAE[service] for service in from_brew]
             self.op(brew.packages, f"brew install {' '.join(formulae)}", packages=formulae,
@@ -217,7 +219,8 @@ class NodePlanner:
         for service, tool in tools.items():
             if service in from_brew:
                 continue
-            for path in (binaries[service], str(PurePosixPath(binaries[service]).with_name(tool))):
+            binary = getattr(config, service).binary
+            for path in (binary, str(PurePosixPath(binary).with_name(tool))):
                 if not self.fact(Executable, path=path):
                     raise PlanError(
                         f"{path} is missing on {self.node.name}: install {service} there, or "

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from minicluster.commands.args import UsageError, add_config_arguments, config_from_args
 from minicluster.commands.run_job import add_ssh_arguments, ssh_settings
+from minicluster.core import layout
 from minicluster.launcher import clock
 from minicluster.launcher.remote import LauncherError, fetch_rank_logs
 from minicluster.launcher.stream import (
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     offsets: list[clock.Offset] = []
     fetched = 0
     for node in config.nodes:
-        remote_dir = f"{config.trainer.resolve_dir(config.trainer.log_dir, node)}/{args.job_id}"
+        remote_dir = layout.job_log_dir(node, config.trainer, args.job_id)
         try:
             files = fetch_rank_logs(node, remote_dir, dest, ssh)
             offsets.append(clock.measure(node, ssh))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from minicluster.core import layout
 from minicluster.core.config import Config
 from minicluster.core.logformat import now_iso
 from minicluster.launcher import clock
@@ -195,11 +196,10 @@ def _collect_rank_files(
     setup: JobSetup, job_id: str, dest: Path, outcome: _Outcome, skip: set[str]
 ) -> list[Path]:
     files: list[Path] = []
-    log_dir = setup.config.trainer.log_dir
     for node in setup.config.nodes:
         if node.name in skip:
             continue
-        remote_dir = f"{setup.config.trainer.resolve_dir(log_dir, node)}/{job_id}"
+        remote_dir = layout.job_log_dir(node, setup.config.trainer, job_id)
         try:
             files += fetch_rank_logs(node, remote_dir, dest, setup.ssh, timeout=30)
         except (LauncherError, OSError) as exc:

@@ -79,6 +79,15 @@ def test_first_deploy_brings_up_both_minis(deployed: Deployed):
     cluster, config = deployed.cluster, deployed.cluster.config
     assert "verified: 2 exporters answer /metrics from mini-red" in deployed.first.output
     assert "not installed here; its files are rendered and checked" in deployed.first.output
+    # The master's Prometheus and Alertmanager came from Homebrew (the hosts' brew stand-in),
+    # the plists run them from Homebrew's bin; the worker's brew was never asked.
+    assert "  - brew install prometheus alertmanager" in deployed.first.output
+    formulae = cluster.red.brew("list", "--versions").stdout.splitlines()
+    assert [line.split()[0] for line in formulae] == ["alertmanager", "prometheus"]
+    assert cluster.red.launchd_job(PROMETHEUS)["plist"]["ProgramArguments"][0] == (
+        "/opt/homebrew/bin/prometheus"
+    )
+    assert cluster.yellow.brew("list", "--versions").stdout == ""
 
     for node in config.nodes:
         text = requests.get(f"http://{node.address}:{node.exporter_port}/metrics", timeout=5).text

@@ -17,7 +17,12 @@ from minicluster.core.profiles import local_profile
 from minicluster.deploy.doctor import CLOCK_COMMAND, free_bytes, interface_addresses, parse_clock
 from minicluster.deploy.facts import LaunchdJob, parse_launchctl_print
 from minicluster.deploy.inventory import host_data
-from minicluster.deploy.plan import exporter_inputs, homebrew_formula, launchd_environment_command
+from minicluster.deploy.plan import (
+    exporter_inputs,
+    homebrew_formula,
+    homebrew_services,
+    launchd_environment_command,
+)
 from minicluster.deploy.probe import remote_command
 from minicluster.deploy.services import Change, service_commands
 from minicluster.deploy.stack import (
@@ -139,6 +144,21 @@ def test_homebrew_formula_of_a_pinned_python():
     assert homebrew_formula("/opt/homebrew/bin/python3.12") == "python@3.12"
     assert homebrew_formula("/usr/local/bin/python3.11") == "python@3.11"
     assert homebrew_formula("/usr/bin/python3") is None
+
+
+def test_homebrew_installs_the_services_configured_at_its_paths(tmp_path):
+    def config(grafana: str):
+        brew = "/opt/homebrew/bin/"
+        binaries = {"prometheus": brew + "prometheus", "alertmanager": brew + "alertmanager"}
+        sections = {name: {"binary": path} for name, path in binaries.items()}
+        return local_profile(tmp_path, grafana={"binary": grafana}, **sections)
+
+    homebrew = config("/opt/homebrew/bin/grafana")
+    assert homebrew_services(homebrew, "/opt/homebrew") == ["prometheus", "alertmanager", "grafana"]
+    # An Intel Mac's Homebrew lives in /usr/local: these binaries are not its.
+    assert homebrew_services(homebrew, "/usr/local") == []
+    own_grafana = config("/Applications/Grafana/bin/grafana")
+    assert homebrew_services(own_grafana, "/opt/homebrew") == ["prometheus", "alertmanager"]
 
 
 def test_only_the_exporters_config_sections_restart_it(tmp_path):
