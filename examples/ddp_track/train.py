@@ -1,6 +1,6 @@
 """examples/ddp_plain/train.py with a handful of minicluster.track lines (marked "track"):
 progress, steps, phases, loss and the gradient all-reduce in Prometheus, Grafana and the
-run-job summary. Outside minicluster (no config.yaml, plain python) they do nothing.
+run-job summary. Under a plain torchrun they log to stdout and serve /metrics locally.
 
     minicluster run-job --local --workdir examples/ddp_track -- python train.py --steps 50
 """
