@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -17,6 +19,29 @@ from tests.deploy.conftest import Deployed
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 WHEEL = "/opt/minicluster/wheels/minicluster-0.1.0-py3-none-any.whl"
 PYTHON = "/opt/minicluster/venv/bin/python"
+# What runs on a node: the exporter (launchd), the trainer (torchrun), the launcher's
+# stop, clock and receive helpers over ssh, the tracker inside a user's program.
+NODE_MODULES = (
+    "minicluster.exporter.cli",
+    "minicluster.trainer.__main__",
+    "minicluster.launcher.reap",
+    "minicluster.launcher.clock",
+    "minicluster.launcher.receive",
+    "minicluster.track.observe",
+)
+# The control machine's tools, by import name.
+CONTROL_IMPORTS = ("pyinfra", "gevent", "matplotlib", "grafana_foundation_sdk")
+IMPORT_WITHOUT = """
+import importlib, importlib.abc, sys
+blocked, modules = sys.argv[1].split(","), sys.argv[2].split(",")
+class NotOnANode(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ImportError(f"{name} is not installed on a node")
+sys.meta_path.insert(0, NotOnANode())
+for module in modules:
+    importlib.import_module(module)
+"""
 
 
 def control_only_packages() -> set[str]:
@@ -36,6 +61,14 @@ def test_the_node_install_names_the_wheel_and_no_extra():
         assert not any("[" in arg for arg in argv)
     assert "--no-deps" in shlex.split(install) and "--no-deps" not in shlex.split(with_deps)
     assert shlex.split(check) == [PYTHON, "-m", "pip", "check"]
+
+
+def test_what_runs_on_a_node_imports_without_the_control_machines_tools():
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_WITHOUT, ",".join(CONTROL_IMPORTS), ",".join(NODE_MODULES)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.e2e
