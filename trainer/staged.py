@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from minicluster.trainer.comm_hook import CommStats
+from minicluster.track.stats import CommStats
 
 # DDP's default bucket size (bucket_cap_mb=25): a few large messages beat many small ones.
 BUCKET_BYTES = 25 * 1024 * 1024

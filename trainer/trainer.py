@@ -1,32 +1,34 @@
 """The Trainer: build one rank, run the loop, log and checkpoint, then close.
 
+The trainer is one user of minicluster.track: the tracker publishes its metrics, serves
+the endpoint, registers the discovery file, prints the `start`, `step` and `summary`
+lines and lingers for the final scrape, exactly as for a user's own script.
+
 Build order matters: the log file first (so even a failed start leaves a line), then the
 process group, model, data and optimizer, then the checkpoint every node has (ranks
-agree on it), then DDP or the staged path (both start every rank from rank 0's weights),
-and last the metrics endpoint and the discovery file, so the first scrape already sees
-the restored counters.
+agree on it) restored into the stats, then the tracker (so the first scrape already sees
+the restored counters), then DDP or the staged path (both start every rank from rank 0's
+weights), watched by the tracker.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 import time
-from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from minicluster.core import discovery
+from minicluster import track
 from minicluster.core.config import ConfigError
+from minicluster.track.log import RankLog
+from minicluster.track.settings import TrackSettings
+from minicluster.track.stats import RunInfo, RunStats
+from minicluster.track.tracker import Tracker
 from minicluster.trainer.checkpoint import CheckpointStore, agree_on_resume_step, gather_counters
-from minicluster.trainer.comm_hook import CountingHookState, counting_allreduce_hook
 from minicluster.trainer.data import build_stream
 from minicluster.trainer.distributed import init_distributed, rank_env, shutdown
-from minicluster.trainer.logs import RankLog, compact_json
-from minicluster.trainer.metrics import LossMeter, NullSink, PrometheusSink, RunInfo, RunStats
 from minicluster.trainer.models import build_model, gradient_bytes, parameter_count
 from minicluster.trainer.settings import CLI_SOURCE, RunSettings
 from minicluster.trainer.staged import StagedAllReduce
@@ -48,9 +50,8 @@ class Trainer:
         self.run = run
         self.env = rank_env()
         self.log = RankLog(run.job_log_dir, run.node, self.env.rank)
-        self.sink = NullSink()
         self.stats: RunStats | None = None
-        self.discovery_file: Path | None = None
+        self.track: Tracker | None = None
         self.completed = False
         try:
             self._build()
@@ -85,33 +86,13 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings.learning_rate)
         self.stats = RunStats(target_steps=settings.steps, restarts=env.restart_count)
         self.stats.last_checkpoint_timestamp = time.time()
-        if run.metrics_enabled:
-            port = run.metrics_base_port + env.local_rank
-            self.sink = PrometheusSink(run.metrics_address, port)
-            self.stats.comm.on_latency = self.sink.observe_bucket
 
         self.store = CheckpointStore(run.job_checkpoint_dir)
         if env.local_rank == 0:
             self.store.remove_stale_temp_files()
         self.resume_step = self._resume()
 
-        self.staged: StagedAllReduce | None = None
-        if staged:
-            self.staged = StagedAllReduce(self.model, self.stats.comm)
-            train_model = self.model
-        else:
-            device_ids = [device.index] if device.type == "cuda" else None
-            train_model = DistributedDataParallel(self.model, device_ids=device_ids)
-            if run.metrics_enabled:
-                state = CountingHookState(process_group=None, stats=self.stats.comm)
-                train_model.register_comm_hook(state, counting_allreduce_hook)
-        # Without the hook (DDP and --no-metrics) nothing counts the all-reduce.
-        self.comm_counted = run.metrics_enabled or staged
-        self.train_step = TrainStep(
-            train_model, self.optimizer, self.stream, device, self.stats, self.staged
-        )
-
-        self.info = RunInfo(
+        info = RunInfo(
             job_id=run.job_id,
             world_size=env.world_size,
             backend=self.dist.backend,
@@ -119,33 +100,61 @@ class Trainer:
             model=settings.model,
             parameters=parameter_count(self.model),
         )
-        self.sink.start(self.stats, self.info)
-        if self.sink.target is not None:
-            entry = discovery.RankEntry(
-                job_id=run.job_id,
-                rank=env.rank,
-                local_rank=env.local_rank,
-                node=run.node,
-                target=self.sink.target,
-                pid=os.getpid(),
-            )
-            self.discovery_file = discovery.register(run.run_dir, entry)
-        self.log.info(
-            "start",
-            job_id=run.job_id,
-            world_size=env.world_size,
-            backend=self.dist.backend,
-            device=device.type,
-            model=settings.model,
-            params=self.info.parameters,
-            grad_bytes=self.grad_bytes,
-            restart=env.restart_count,
-            resume_step=self.resume_step,
+        self.track = t = track.start(
+            total_steps=settings.steps,
+            metrics=run.metrics_enabled,
+            settings=self._track_settings(),
+            log=self.log,
+            stats=self.stats,
+            info=info,
+            start_fields={
+                "job_id": run.job_id,
+                "world_size": env.world_size,
+                "backend": self.dist.backend,
+                "device": device.type,
+                "model": settings.model,
+                "params": info.parameters,
+                "grad_bytes": self.grad_bytes,
+                "restart": env.restart_count,
+                "resume_step": self.resume_step,
+            },
+            manage_exit=False,
+            require_endpoint=True,  # the configured port must serve, or Prometheus misses it
         )
         self.log.info(
             "distributed",
             gloo_socket_ifname=os.environ.get("GLOO_SOCKET_IFNAME", "-"),
             pg_timeout_seconds=settings.pg_timeout_seconds,
+        )
+
+        self.staged: StagedAllReduce | None = None
+        if staged:
+            self.staged = StagedAllReduce(self.model, t.comm_counter())
+            train_model = t.watch(self.model)
+        else:
+            device_ids = [device.index] if device.type == "cuda" else None
+            train_model = DistributedDataParallel(self.model, device_ids=device_ids)
+            # Without metrics (--no-metrics) DDP keeps its C++ all-reduce: nothing counts it.
+            t.watch(train_model if run.metrics_enabled else self.model)
+        self.train_step = TrainStep(
+            train_model, self.optimizer, self.stream, device, t, self.staged
+        )
+
+    def _track_settings(self) -> TrackSettings:
+        run, env = self.run, self.env
+        return TrackSettings(
+            job_id=run.job_id,
+            node=run.node,
+            rank=env.rank,
+            local_rank=env.local_rank,
+            world_size=env.world_size,
+            restart_count=env.restart_count,
+            metrics_address=run.metrics_address,
+            metrics_port=run.metrics_base_port + env.local_rank if run.metrics_enabled else None,
+            run_dir=run.run_dir,
+            log_dir=run.job_log_dir,
+            log_interval=run.trainer.log_interval,
+            linger_seconds=run.trainer.linger_seconds,
         )
 
     def _resume(self) -> int:
@@ -170,56 +179,26 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------
 
     def train(self) -> None:
-        settings, stats = self.run.trainer, self.stats
-        meter = LossMeter()
-        interval_wall, interval_samples = 0.0, 0
-        clock = time.perf_counter
+        settings, stats, t = self.run.trainer, self.stats, self.track
+        interval = settings.checkpoint_interval
         try:
             while stats.steps < settings.steps:
-                started = clock()
                 loss = self.train_step()
-                self.sink.observe_step(clock() - started)
-                stats.steps += 1
-                stats.samples += settings.batch_size
-                stats.epoch = self.stream.epoch
-                stats.last_step_timestamp = time.time()
-                meter.add(loss)
-                interval_samples += settings.batch_size
-                last = stats.steps == settings.steps
-                log_now = stats.steps % settings.log_interval == 0 or last
-                if log_now:
-                    self._log_step(meter, interval_samples / (interval_wall + clock() - started))
-                interval = settings.checkpoint_interval
-                if interval and (stats.steps % interval == 0 or last):
-                    self._checkpoint()
-                spent = clock() - started  # --step-sleep is not training time
-                stats.wall_seconds += spent
-                interval_wall = 0.0 if log_now else interval_wall + spent
-                interval_samples = 0 if log_now else interval_samples
+                t.step(samples=settings.batch_size, loss=loss, epoch=self.stream.epoch)
+                if interval and (stats.steps % interval == 0 or stats.steps == settings.steps):
+                    with t.checkpoint():
+                        self._checkpoint()
                 if self.run.step_sleep_seconds:
-                    time.sleep(self.run.step_sleep_seconds)
-            stats.finished = True
+                    with t.pause():  # --step-sleep is not training time
+                        time.sleep(self.run.step_sleep_seconds)
             self.completed = True
-            self.log.info("summary " + compact_json(self.summary()))
+            t.finish()
         except BaseException as exc:
             self._log_failure(exc)
             raise
 
-    def _log_step(self, meter: LossMeter, samples_per_second: float) -> None:
-        stats = self.stats
-        loss = meter.mean()
-        stats.loss = loss
-        self.log.info(
-            "step",
-            step=stats.steps,
-            target=stats.target_steps,
-            epoch=stats.epoch,
-            loss=f"{loss:.4f}",
-            samples_per_second=f"{samples_per_second:.1f}",
-        )
-
     def _checkpoint(self) -> None:
-        stats, started = self.stats, time.perf_counter()
+        stats = self.stats
         counters = gather_counters(stats.counters(), self.comm_device)
         if self.env.local_rank == 0:  # one writer per node; every node writes
             state = {
@@ -235,27 +214,9 @@ class Trainer:
             }
             self.store.save(stats.steps, state)
             self.store.prune()
-        stats.checkpoint_seconds = time.perf_counter() - started
-        stats.last_checkpoint_step = stats.steps
-        stats.last_checkpoint_timestamp = time.time()
 
     def summary(self) -> dict:
-        stats, counted = self.stats, self.comm_counted
-        return {
-            "job_id": self.run.job_id,
-            "rank": self.env.rank,
-            "world_size": self.env.world_size,
-            "steps": stats.steps,
-            "samples": stats.samples,
-            "wall_seconds": round(stats.wall_seconds, 6),
-            "phase_seconds": {k: round(v, 6) for k, v in stats.phase_seconds.items()},
-            "allreduce_calls": stats.comm.calls if counted else None,
-            "allreduce_bytes": stats.comm.bytes if counted else None,
-            "allreduce_seconds": round(stats.comm.seconds, 6) if counted else None,
-            "grad_bytes": self.grad_bytes,
-            "restarts": stats.restarts,
-            "final_loss": stats.loss,
-        }
+        return self.track.summary()
 
     # --- the end --------------------------------------------------------------------------
 
@@ -264,13 +225,12 @@ class Trainer:
         try:
             if self.completed:
                 shutdown()
-                _linger(self.run.trainer.linger_seconds if self.sink.target else 0.0)
         finally:
-            if self.discovery_file is not None:
-                discovery.unregister(self.discovery_file)
-                self.discovery_file = None
-            self.sink.close()
-            self.log.close()
+            try:
+                if self.track is not None:
+                    self.track.close(ok=self.completed)
+            finally:
+                self.log.close()
 
     def _log_failure(self, exc: BaseException) -> None:
         self.log.error(
@@ -280,18 +240,3 @@ class Trainer:
             error=type(exc).__name__,
             reason=json.dumps(str(exc)[:500]),
         )
-
-
-def _linger(seconds: float) -> None:
-    """Wait, but end early on SIGTERM/SIGINT (torchrun or launchd stopping the job)."""
-    if seconds <= 0:
-        return
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
-    try:
-        stop.wait(seconds)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -15,7 +15,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from minicluster.core.config import TrainerSettings
-from minicluster.trainer.comm_hook import CommStats, CountingHookState, counting_allreduce_hook
+from minicluster.track.comm import CountingHookState, counting_allreduce_hook
+from minicluster.track.stats import CommStats
 from minicluster.trainer.data import build_stream
 from minicluster.trainer.models import build_model, gradient_bytes, language_model_loss
 from minicluster.trainer.staged import StagedAllReduce

@@ -13,8 +13,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from minicluster.core.config import TrainerSettings
+from minicluster.track.comm import CountingHookState, counting_allreduce_hook
+from minicluster.track.stats import CommStats
 from minicluster.trainer.checkpoint import CheckpointStore, agree_on_resume_step, gather_counters
-from minicluster.trainer.comm_hook import CommStats, CountingHookState, counting_allreduce_hook
 from minicluster.trainer.data import build_stream
 from minicluster.trainer.models import build_model, gradient_bytes, language_model_loss
 from minicluster.trainer.staged import StagedAllReduce

@@ -1,4 +1,7 @@
-"""The collector's names and values, psutil's process_*, the served endpoint."""
+"""The collector's names and values, psutil's process_*, the served endpoint.
+
+The trainer publishes through minicluster.track, so these are track's publishing parts.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +15,13 @@ import requests
 import torch
 from prometheus_client import CollectorRegistry
 
-from minicluster.trainer.metrics import (
-    LossMeter,
+from minicluster.track.publish import (
     NullSink,
     PrometheusSink,
-    RunInfo,
-    RunStats,
-    TrainerCollector,
+    PsutilProcessCollector,
+    TrackCollector,
 )
-from minicluster.trainer.process_metrics import PsutilProcessCollector
+from minicluster.track.stats import LossMeter, RunInfo, RunStats
 from tests.support import free_port
 
 INFO = RunInfo(
@@ -49,7 +50,7 @@ def read(collector) -> CollectorRegistry:
 
 def test_collector_publishes_every_trainer_metric_from_the_stats():
     stats = filled_stats()
-    r = read(TrainerCollector(stats, INFO))
+    r = read(TrackCollector(stats, INFO))
     labels = dict(job_id="j7", world_size="4", backend="gloo", device="mps", model="transformer")
     assert r.get_sample_value("trainer_info", labels) == 1
     expected = {
@@ -82,7 +83,7 @@ def test_collector_publishes_every_trainer_metric_from_the_stats():
 
 def test_no_loss_series_before_the_first_log_step_and_non_finite_losses_published():
     stats = RunStats(target_steps=5)
-    r = read(TrainerCollector(stats, INFO))
+    r = read(TrackCollector(stats, INFO))
     assert r.get_sample_value("trainer_loss") is None
     # A diverged loss must reach Prometheus as it is, for TrainerLossNotFinite.
     stats.loss = math.nan
@@ -153,7 +154,7 @@ def test_process_metrics_come_from_psutil():
 
 def test_a_failing_process_read_drops_only_the_process_metrics():
     registry = read(PsutilProcessCollector(FakeProcess(fail=True)))
-    registry.register(TrainerCollector(RunStats(target_steps=3), INFO))
+    registry.register(TrackCollector(RunStats(target_steps=3), INFO))
     assert registry.get_sample_value("process_open_fds") is None
     assert registry.get_sample_value("trainer_target_steps") == 3
 
@@ -163,7 +164,7 @@ def test_sink_serves_on_its_address_and_port_and_stops_on_close():
     sink = PrometheusSink("127.0.0.1", port)
     assert sink.target == f"127.0.0.1:{port}"
     stats = RunStats(target_steps=10)
-    sink.start(stats, INFO)
+    sink.start(TrackCollector(stats, INFO))
     try:
         sink.observe_step(0.003)
         sink.observe_bucket(0.0004)
@@ -183,7 +184,7 @@ def test_sink_serves_on_its_address_and_port_and_stops_on_close():
 
 def test_null_sink_offers_what_the_loop_calls_and_does_nothing():
     sink = NullSink()
-    sink.start(RunStats(target_steps=1), INFO)
+    sink.start(TrackCollector(RunStats(target_steps=1), INFO))
     sink.observe_step(1.0)
     sink.observe_bucket(1.0)
     sink.close()

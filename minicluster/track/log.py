@@ -1,9 +1,9 @@
-"""Each rank's log: `<log_dir>/<job_id>/rank<rank>.log` and the same lines on stdout.
+"""A rank's log lines: on stdout, and in `<log_dir>/<job_id>/rank<rank>.log` when known.
 
 torchrun's --redirects/--tee do not work on macOS, so the rank writes its own file. Lines
-follow minicluster.core.logformat (ISO-8601 UTC with milliseconds, node, rank, level, then a
-message word and key=value fields). The file is appended to, so a restarted rank's lines
-follow the failed attempt's.
+follow minicluster.core.logformat (ISO-8601 UTC with milliseconds, node, rank, level, then
+a message word and key=value fields). The file is appended to, so a restarted rank's
+lines follow the failed attempt's.
 """
 
 from __future__ import annotations
@@ -30,22 +30,31 @@ def compact_json(data: object) -> str:
 
 
 class RankLog:
-    def __init__(self, directory: Path, node: str, rank: int, stdout: TextIO | None = None):
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"rank{rank}.log"
+    def __init__(self, directory: Path | None, node: str, rank: int, stdout: TextIO | None = None):
         self.node, self.rank = node, rank
         self.stdout = stdout or sys.stdout
-        self._file: TextIO | None = open(self.path, "a", buffering=1)  # noqa: SIM115 (kept open)
+        self.path: Path | None = None
+        self._file: TextIO | None = None
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.path = directory / f"rank{rank}.log"
+            self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (kept open)
 
     def write(self, level: str, message: str) -> None:
         line = format_line(self.node, self.rank, level, message) + "\n"
         if self._file is not None:
             self._file.write(line)
-        self.stdout.write(line)
-        self.stdout.flush()
+        try:
+            self.stdout.write(line)
+            self.stdout.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken stdout must not fail the rank
 
     def info(self, word: str, **fields: object) -> None:
         self.write("INFO", format_fields(word, **fields))
+
+    def warning(self, word: str, **fields: object) -> None:
+        self.write("WARNING", format_fields(word, **fields))
 
     def error(self, word: str, **fields: object) -> None:
         self.write("ERROR", format_fields(word, **fields))
