@@ -57,11 +57,11 @@ from torch.nn.parallel import DistributedDataParallel
 from minicluster.core.config import TrainerSettings
 from minicluster.core.logformat import parse_line
 from minicluster.launcher.summary import rank_summaries, summarize
-from minicluster.trainer.comm_hook import CommStats, CountingHookState, counting_allreduce_hook
+from minicluster.track.comm import CountingHookState, counting_allreduce_hook
+from minicluster.track.publish import PrometheusSink, PsutilProcessCollector, TrackCollector
+from minicluster.track.stats import CommStats, RunInfo, RunStats
 from minicluster.trainer.data import build_stream
-from minicluster.trainer.metrics import PrometheusSink, RunInfo, RunStats, TrainerCollector
 from minicluster.trainer.models import build_model, language_model_loss
-from minicluster.trainer.process_metrics import PsutilProcessCollector
 
 NPROC = 2
 
@@ -219,7 +219,7 @@ def scrape_cost(iterations: int = 1000) -> float:
     """CPU seconds to render one rank's /metrics page (collectors run at scrape time)."""
     sink = PrometheusSink("127.0.0.1", 0)
     info = RunInfo("bench", NPROC, "gloo", "cpu", "mlp", 1)
-    sink.registry.register(TrainerCollector(RunStats(target_steps=1), info))
+    sink.registry.register(TrackCollector(RunStats(target_steps=1), info))
     sink.registry.register(PsutilProcessCollector())
     started = time.process_time()
     for _ in range(iterations):
