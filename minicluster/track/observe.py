@@ -85,7 +85,7 @@ def _exit_status(exc: SystemExit) -> int:
 
 
 def _log_traceback(tracker: Tracker, exc: BaseException) -> None:
-    tracker.fail(exc)
+    tracker.fail(exc)  # a no-op if the program's own `close()` saw the error first
     frames = traceback.extract_tb(exc.__traceback__)
     # Leave out this module's and runpy's frames: the program's own come first.
     own = [

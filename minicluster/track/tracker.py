@@ -355,6 +355,9 @@ class Tracker:
         self._log.info("summary " + compact_json(self.summary()))
 
     def fail(self, exc: BaseException) -> None:
+        """Log the `failed` line (once): the run ends without summary and linger."""
+        if self._failed:
+            return
         self._failed = True
         self._log.error(
             "failed",
@@ -368,6 +371,12 @@ class Tracker:
         """Finish (unless it failed), keep /metrics up `linger` seconds, then unregister."""
         if self._closed or os.getpid() != self._pid:
             return
+        if ok is None:  # called from a `finally` while an exception propagates?
+            exc = sys.exc_info()[1]
+            if exc is not None and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+                if not isinstance(exc, KeyboardInterrupt | SystemExit):
+                    self.fail(exc)
+                ok = False
         if self.observer and not self._ending:
             # The program still runs; `observe` ends the tracker with its exit status.
             if ok is False:
