@@ -43,7 +43,7 @@ def build(config: Config):
         )
         .with_variable(
             query_variable(
-                "job_id", "Job", f"label_values(trainer_steps_total{{{metrics.TRAINER}}}, job_id)"
+                "job_id", "Job", f"label_values({metrics.STEPS}{{{metrics.TRAINER}}}, job_id)"
             )
         )
         .with_row(row("Traffic"))

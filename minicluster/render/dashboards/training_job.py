@@ -52,28 +52,26 @@ def build(config: Config):
         )
         .with_variable(
             query_variable(
-                "job_id", "Job", f"label_values(trainer_steps_total{{{metrics.TRAINER}}}, job_id)"
+                "job_id", "Job", f"label_values({metrics.STEPS}{{{metrics.TRAINER}}}, job_id)"
             )
         )
         .with_variable(
-            query_variable(
-                "node", "Node", f"label_values(trainer_steps_total{{{JOB_SERIES}}}, node)"
-            )
+            query_variable("node", "Node", f"label_values({metrics.STEPS}{{{JOB_SERIES}}}, node)")
         )
         .with_variable(
             query_variable(
                 "rank",
                 "Rank",
-                f'label_values(trainer_steps_total{{{JOB_SERIES}, node=~"$node"}}, rank)',
+                f'label_values({metrics.STEPS}{{{JOB_SERIES}, node=~"$node"}}, rank)',
             )
         )
         .annotation(
             _annotation(
                 "Job start",
                 "green",
-                f"group by (job_id) (trainer_steps_total{{{JOB_SERIES}}})"
+                f"group by (job_id) ({metrics.STEPS}{{{JOB_SERIES}}})"
                 " unless group by (job_id)"
-                f" (trainer_steps_total{{{JOB_SERIES}}} offset 1m)",
+                f" ({metrics.STEPS}{{{JOB_SERIES}}} offset 1m)",
                 "job start",
             )
         )
@@ -81,9 +79,9 @@ def build(config: Config):
             _annotation(
                 "Job end",
                 "blue",
-                f"group by (job_id) (trainer_job_finished{{{JOB_SERIES}}} == 1)"
+                f"group by (job_id) ({metrics.JOB_FINISHED}{{{JOB_SERIES}}} == 1)"
                 " unless group by (job_id)"
-                f" (trainer_job_finished{{{JOB_SERIES}}} offset 1m == 1)",
+                f" ({metrics.JOB_FINISHED}{{{JOB_SERIES}}} offset 1m == 1)",
                 "job end",
             )
         )
@@ -91,7 +89,7 @@ def build(config: Config):
         .with_panel(
             stat_panel(
                 "Progress",
-                [target(f"max by (job_id) (trainer_progress_ratio{{{JOB_SERIES}}})")],
+                [target(f"max by (job_id) ({metrics.PROGRESS}{{{JOB_SERIES}}})")],
                 unit="percentunit",
                 description="Steps done over the steps the job will run.",
                 steps=((None, "blue"), (1, "green")),
@@ -145,7 +143,7 @@ def build(config: Config):
         .with_panel(
             timeseries_panel(
                 "Loss",
-                [target(f"trainer_loss{{{RANK_SERIES}}}", RANK_LEGEND)],
+                [target(f"{metrics.LOSS}{{{RANK_SERIES}}}", RANK_LEGEND)],
                 unit="none",
                 description="Training loss at the last log step, per rank.",
                 width=8,
@@ -179,13 +177,13 @@ def build(config: Config):
                 [
                     target(
                         "histogram_quantile(0.5, sum by (le, rank, node) (rate("
-                        f"trainer_step_duration_seconds_bucket{{{RANK_SERIES}}}"
+                        f"{metrics.STEP_DURATION}_bucket{{{RANK_SERIES}}}"
                         "[$__rate_interval])))",
                         "p50 " + RANK_LEGEND,
                     ),
                     target(
                         "histogram_quantile(0.9, sum by (le, rank, node) (rate("
-                        f"trainer_step_duration_seconds_bucket{{{RANK_SERIES}}}"
+                        f"{metrics.STEP_DURATION}_bucket{{{RANK_SERIES}}}"
                         "[$__rate_interval])))",
                         "p90 " + RANK_LEGEND,
                         ref="B",
@@ -226,13 +224,13 @@ def build(config: Config):
                 [
                     target(
                         "histogram_quantile(0.5, sum by (le, rank, node) (rate("
-                        f"trainer_allreduce_bucket_seconds_bucket{{{RANK_SERIES}}}"
+                        f"{metrics.ALLREDUCE_BUCKET}_bucket{{{RANK_SERIES}}}"
                         "[$__rate_interval])))",
                         "p50 " + RANK_LEGEND,
                     ),
                     target(
                         "histogram_quantile(0.99, sum by (le, rank, node) (rate("
-                        f"trainer_allreduce_bucket_seconds_bucket{{{RANK_SERIES}}}"
+                        f"{metrics.ALLREDUCE_BUCKET}_bucket{{{RANK_SERIES}}}"
                         "[$__rate_interval])))",
                         "p99 " + RANK_LEGEND,
                         ref="B",
@@ -298,7 +296,7 @@ def build(config: Config):
         .with_panel(
             stat_panel(
                 "Restarts",
-                [target(f"max by (job_id) (trainer_restarts_total{{{JOB_SERIES}}})")],
+                [target(f"max by (job_id) ({metrics.RESTARTS}{{{JOB_SERIES}}})")],
                 unit="none",
                 description=(
                     f"torchrun restarts of this job so far (max_restarts is "
@@ -312,7 +310,7 @@ def build(config: Config):
         .with_panel(
             timeseries_panel(
                 "Last checkpoint step",
-                [target(f"trainer_last_checkpoint_step{{{RANK_SERIES}}}", RANK_LEGEND)],
+                [target(f"{metrics.LAST_CHECKPOINT_STEP}{{{RANK_SERIES}}}", RANK_LEGEND)],
                 unit="none",
                 description="The step of each rank's newest checkpoint.",
                 width=8,
@@ -324,7 +322,7 @@ def build(config: Config):
                 "Checkpoint duration",
                 [
                     target(
-                        f"trainer_checkpoint_duration_seconds{{{RANK_SERIES}}}",
+                        f"{metrics.CHECKPOINT_DURATION}{{{RANK_SERIES}}}",
                         RANK_LEGEND,
                     )
                 ],
