@@ -7,13 +7,17 @@ unit test whose expectation depends on the sample at t-w passes on one and fails
 other, so this module rewrites a copy of the rules and tests so that promtool 2.42 sees
 exactly what 3.x would see, and runs `promtool test rules` on the copy:
 
-- Range selectors and subqueries are one millisecond shorter: `[1m]` -> `[59999ms]`,
+- Range selectors and subqueries are a few milliseconds shorter: `[1m]` -> `[59999ms]`,
   `[5m:1m]` -> `[299999ms:1m]`. Test samples and evaluations sit on whole-second grids,
-  so the closed window [t-w+1ms, t] holds the same samples as (t-w, t], and a subquery's
-  first step (the first multiple of its step at or after t-w+1ms) is the one 3.x takes.
-  rate() divides by the window it extrapolated to, so its value is the 3.x value up to
-  float rounding; increase() and delta() come out smaller by 1ms/w, which only a rounded
-  expectation absorbs (none of the rules uses them).
+  so the closed window [t-w+d, t] holds the same samples as (t-w, t] for any d under a
+  second, and a subquery's first step (the first multiple of its step at or after
+  t-w+d) is the one 3.x takes. rate() divides by the window it extrapolated to, so its
+  value is the 3.x value up to the last bit of float rounding; increase() and delta()
+  come out smaller by d/w, which only a rounded expectation absorbs (no rule uses them).
+- That last bit is where 3.x and 2.42 disagree (a rate of 1 over 4 samples comes out
+  0.9999999999999999), and no replay reproduces 3.x's rounding exactly. So each file is
+  replayed with several shrinks d (SHRINK_MS), each rounding differently: an expectation
+  that holds for all of them holds because of its value, not because of one rounding.
 - The lookback: a sample that is not followed by another within 5 minutes is visible in
   2.x until exactly 5 minutes later, in 3.x until just before. A stale marker placed in
   the input series at that instant makes 2.x hide it there too.

@@ -29,7 +29,8 @@ def _promtool() -> str:
 
 
 def test_every_rule_test_file_is_replayed():
-    assert [p.name for p in TEST_FILES] == ["node_test.yml", "stack_test.yml", "trainer_test.yml"]
+    names = {p.name for p in TEST_FILES}
+    assert {"node_test.yml", "stack_test.yml", "trainer_test.yml"} <= names
 
 
 @pytest.mark.parametrize("test_file", TEST_FILES, ids=lambda p: p.name)
