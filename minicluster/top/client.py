@@ -5,6 +5,21 @@ from __future__ import annotations
 import requests
 
 
+def _connection_failure(text: str) -> str:
+    """The cause of a failed connection in a few words (requests nests it deep)."""
+    for marker, reason in (
+        ("refused", "connection refused"),
+        ("No route to host", "no route to host"),
+        ("Network is unreachable", "network unreachable"),
+        ("resolve", "host name not found"),
+        ("not known", "host name not found"),
+        ("timed out", "connect timed out"),
+    ):
+        if marker in text:
+            return reason
+    return "cannot connect"
+
+
 class PrometheusUnreachable(Exception):
     """No answer from Prometheus at all (refused, timed out, not HTTP)."""
 
@@ -29,7 +44,7 @@ class PromClient:
         except requests.RequestException as exc:
             reason = type(exc).__name__
             if isinstance(exc, requests.ConnectionError):
-                reason = "connection refused or no route"
+                reason = _connection_failure(str(exc))
             elif isinstance(exc, requests.Timeout):
                 reason = f"no answer within {self.timeout:g} s"
             raise PrometheusUnreachable(

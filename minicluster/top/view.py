@@ -258,9 +258,10 @@ def render(
         title += f"  every {interval:g}s  q quits"
     parts: list = [_line(title, "bold reverse")]
     if error:
-        retry = f"; retrying every {interval:g}s" if interval is not None else ""
-        shown = f"; figures from {clock}" if snapshot else ""
-        parts.append(_line(f"{error}{retry}{shown}", "bold red"))
+        parts.append(_line(error, "bold red"))
+        if interval is not None:
+            shown = f"; the figures below are from {clock}" if snapshot else ""
+            parts.append(_line(f"retrying every {interval:g}s{shown}", "red"))
     if snapshot is None:
         return Group(*parts)
 
