@@ -160,8 +160,12 @@ def start_ours(workdir: Path, port: int, concurrency: int) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-# node_exporter's collectors for what this exporter collects on Linux (stat: boot time).
-SAME_COLLECTORS = "cpu loadavg meminfo filesystem diskstats netdev netclass stat time uname"
+# node_exporter's collectors for what this exporter collects on Linux (its stat also
+# publishes the boot time, our boottime collector's family).
+SAME_COLLECTORS = (
+    "arp conntrack cpu diskstats entropy filefd filesystem loadavg meminfo netclass netdev "
+    "netstat os pressure sockstat softnet stat textfile time timex udp_queues uname vmstat"
+)
 
 
 def start_node_exporter(port: int, same_collectors: bool = False) -> subprocess.Popen:

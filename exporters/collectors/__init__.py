@@ -20,6 +20,8 @@ from minicluster.exporter.collectors import (  # noqa: F401  (imported to regist
     peers,
     pressure,
     process,
+    schedstat,
+    selinux,
     sockstat,
     softnet,
     stat,

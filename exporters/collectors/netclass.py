@@ -111,12 +111,19 @@ def _read(path: str) -> str | None:
         os.close(fd)
 
 
+# Attributes fixed for the life of a device (its type, how its address and name were
+# assigned, its index and link); read once per device rather than at every scrape.
+STATIC_ATTRIBUTES = frozenset(
+    {"addr_assign_type", "dev_id", "ifindex", "iflink", "link_mode", "name_assign_type", "type"}
+)
+
+
 def read_sysfs_link(
-    device: str, root: str = SYS_CLASS_NET
+    device: str, root: str = SYS_CLASS_NET, names=ATTRIBUTES
 ) -> tuple[dict[str, float], dict[str, str]]:
     base = f"{root}/{device}/"
     attributes = {}
-    for name, (metric, _, _) in ATTRIBUTES.items():
+    for name in names:
         text = _read(base + name)
         if not text:
             continue
@@ -124,15 +131,49 @@ def read_sysfs_link(
             value = int(text, 0)  # dev_id and flags are hex ("0x1003")
         except ValueError:
             continue
+        metric = ATTRIBUTES[name][0]
         attributes[metric] = value * 125_000 if name == "speed" else value  # Mbit/s -> B/s
     info = {name: _read(base + name) or "" for name in INFO_FILES}
     info["device"] = device
     return attributes, info
 
 
-def linux_devices(root: str = SYS_CLASS_NET) -> list[str]:
-    # bonding_masters is a file beside the device directories.
-    return sorted(e.name for e in os.scandir(root) if e.is_dir())
+class SysfsLinks:
+    """Reads each device's changing attributes at every scrape and its fixed ones once.
+
+    A device is known by its name and the inode of its /sys/class/net entry, so one that
+    is deleted and created again under the same name is read afresh.
+    """
+
+    def __init__(self, root: str = SYS_CLASS_NET):
+        self.root = root
+        self.static: dict[tuple[str, int], dict[str, float]] = {}
+        self.changing = tuple(name for name in ATTRIBUTES if name not in STATIC_ATTRIBUTES)
+
+    def devices(self) -> list[tuple[str, int]]:
+        # bonding_masters is a file beside the device directories.
+        return sorted((e.name, e.inode()) for e in os.scandir(self.root) if e.is_dir())
+
+    def __call__(self, kind: Callable[[str], str]) -> list[Link]:
+        links = []
+        devices = self.devices()
+        if len(self.static) > len(devices) + MAX_CACHED_KINDS:
+            self.static.clear()
+        for key in devices:
+            device = key[0]
+            fixed = self.static.get(key)
+            if fixed is None:
+                fixed, _ = read_sysfs_link(device, self.root, STATIC_ATTRIBUTES)
+                self.static[key] = fixed
+            values, info = read_sysfs_link(device, self.root, self.changing)
+            if not info["operstate"] and not values:
+                self.static.pop(key, None)
+                continue  # removed between listing and reading
+            values.update(fixed)
+            links.append(
+                Link(device, info["operstate"] == "up", kind(device), attributes=values, info=info)
+            )
+        return links
 
 
 def linux_link_kind(device: str, root: str = SYS_CLASS_NET) -> str:
@@ -172,20 +213,8 @@ class CachedKinds:
         return cached[0]
 
 
-def read_linux_links(
-    devices: Callable[[], list[str]] = linux_devices,
-    attributes: Callable[[str], tuple[dict[str, float], dict[str, str]]] = read_sysfs_link,
-    kind: Callable[[str], str] = linux_link_kind,
-) -> list[Link]:
-    links = []
-    for device in devices():
-        values, info = attributes(device)
-        if not info.get("operstate") and not values:
-            continue  # removed between listing and reading
-        links.append(
-            Link(device, info.get("operstate") == "up", kind(device), attributes=values, info=info)
-        )
-    return links
+def read_linux_links(kind: Callable[[str], str], root: str = SYS_CLASS_NET) -> list[Link]:
+    return SysfsLinks(root)(kind)
 
 
 # macOS
@@ -318,8 +347,8 @@ class NetclassCollector(Collector):
     def default_source(self):
         if sys.platform == "darwin":
             return darwin_source()
-        kinds = CachedKinds()
-        return lambda: read_linux_links(kind=kinds)
+        kinds, links = CachedKinds(), SysfsLinks()
+        return lambda: links(kinds)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

@@ -25,6 +25,19 @@ SNMP6 = "/proc/net/snmp6"
 _SNMP6_PROTOCOL = re.compile(r"^([A-Za-z]+6)(\w+)$")
 
 
+_WANTED: dict[tuple[str, str], bool] = {}
+
+
+def wanted(key: tuple[str, str]) -> bool:
+    """Whether the default field set has it; memoised, the same few hundred keys recur."""
+    known = _WANTED.get(key)
+    if known is None:
+        if len(_WANTED) > 10_000:
+            _WANTED.clear()
+        known = _WANTED[key] = bool(FIELDS.match(f"{key[0]}_{key[1]}"))
+    return known
+
+
 def parse_paired(text: str) -> dict[tuple[str, str], float]:
     """/proc/net/netstat and /proc/net/snmp: a names line, then a values line, per protocol."""
     values = {}
@@ -33,7 +46,9 @@ def parse_paired(text: str) -> dict[tuple[str, str], float]:
         protocol, _, names = names.partition(":")
         _, _, numbers = numbers.partition(":")
         for name, number in zip(names.split(), numbers.split(), strict=False):
-            values[(protocol, name)] = float(number)
+            key = (protocol, name)
+            if wanted(key):
+                values[key] = float(number)
     return values
 
 
@@ -45,13 +60,13 @@ def parse_snmp6(text: str) -> dict[tuple[str, str], float]:
         if len(parts) != 2:
             continue
         match = _SNMP6_PROTOCOL.match(parts[0])
-        if match:
+        if match and wanted((match[1], match[2])):
             values[(match[1], match[2])] = float(parts[1])
     return values
 
 
 def select(values: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
-    return {key: v for key, v in values.items() if FIELDS.match(f"{key[0]}_{key[1]}")}
+    return {key: v for key, v in values.items() if wanted(key)}
 
 
 def read_netstat() -> dict[tuple[str, str], float]:
@@ -63,7 +78,7 @@ def read_netstat() -> dict[tuple[str, str], float]:
     text = read_optional(SNMP6)  # absent when IPv6 is disabled
     if text is not None:
         values.update(parse_snmp6(text))
-    return select(values)
+    return values
 
 
 @register

@@ -26,6 +26,8 @@ COLLECTOR_NAMES = frozenset(
         "peers",
         "pressure",
         "process",
+        "schedstat",
+        "selinux",
         "sockstat",
         "softnet",
         "stat",

@@ -28,6 +28,8 @@ from minicluster.exporter.collectors import (
     netstat,
     os_release,
     pressure,
+    schedstat,
+    selinux,
     sockstat,
     softnet,
     stat,
@@ -168,9 +170,7 @@ def linux_sources() -> dict:
         ),
         "netdev": lambda: netdev.read_linux(str(LINUX / "net-dev"), str(LINUX / "sys-class-net")),
         "netclass": lambda: netclass.read_linux_links(
-            devices=lambda: netclass.linux_devices(str(LINUX / "sys-class-net")),
-            attributes=lambda d: netclass.read_sysfs_link(d, str(LINUX / "sys-class-net")),
-            kind=kinds.__getitem__,
+            kinds.__getitem__, str(LINUX / "sys-class-net")
         ),
         "diskstats": lambda: diskstats.linux_disks(
             linux_text("diskstats"), udev=lambda major, minor: udev.get(f"{major}:{minor}", {})
@@ -200,6 +200,11 @@ def linux_sources() -> dict:
             "v6": udp_queues.parse_udp(linux_text("net-udp6")),
         },
         "arp": lambda: arp.parse_arp(linux_text("net-arp")),
+        "schedstat": lambda: schedstat.parse_schedstat(linux_text("schedstat")),
+        # SELinux on, enforcing as configured.
+        "selinux": lambda: selinux.Selinux(
+            True, selinux.parse_config_mode("SELINUX=enforcing\nSELINUXTYPE=targeted\n"), 1
+        ),
         "os": lambda: os_release.parse_os_release(linux_text("os-release")),
     }
 

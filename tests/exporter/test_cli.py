@@ -153,6 +153,33 @@ def test_port_in_use_exits_1(tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
+def test_textfile_directory_from_config_or_flag(tmp_path, monkeypatch):
+    from minicluster.exporter import cli
+
+    config_path, _, _ = write_config(tmp_path, exporter={"textfile_directory": "/srv/prom"})
+    config = parse_config(yaml.safe_load(config_path.read_text()), str(config_path))
+    args = cli.build_parser().parse_args(["--node", "mini-red"])
+    assert cli.resolve_options(args, config, "c").textfile_directory == "/srv/prom"
+    monkeypatch.chdir(tmp_path)
+    args = cli.build_parser().parse_args(
+        ["--node", "mini-red", "--collector.textfile.directory", "textfiles"]
+    )
+    # The flag wins, and a relative path is taken from where the command was typed.
+    assert cli.resolve_options(args, config, "c").textfile_directory == str(tmp_path / "textfiles")
+    assert cli.resolve_options(args, None, "").textfile_directory == str(tmp_path / "textfiles")
+
+
+def test_bad_textfile_directory_is_one_line_and_exit_2(tmp_path):
+    config, _, _ = write_config(tmp_path, exporter={"textfile_directory": "relative/dir"})
+    result = run_cli("--config", str(config), "--node", "mini-red", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "exporter.textfile_directory" in result.stderr and "absolute path" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = run_cli("--collector.textfile.directory", "/a\nb", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--collector.textfile.directory" in result.stderr and "single line" in result.stderr
+
+
 def test_unknown_disabled_collector_in_config_is_a_config_error(tmp_path):
     config, _, _ = write_config(tmp_path, exporter={"disabled_collectors": ["cpus"]})
     result = run_cli("--config", str(config), "--node", "mini-red", cwd=tmp_path)

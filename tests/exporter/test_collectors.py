@@ -266,6 +266,33 @@ def test_netclass_sysfs_attributes_state_speed_and_link_kind():
         assert get("minicluster_network_link_info", {"device": device, "kind": kind}) == 1
 
 
+def test_netclass_reads_fixed_attributes_once_per_device(tmp_path):
+    root = tmp_path / "net"
+    base = root / "veth0"
+    base.mkdir(parents=True)
+    for name, value in [("ifindex", "7"), ("operstate", "up"), ("mtu", "1500"), ("type", "1")]:
+        (base / name).write_text(value + "\n")
+    links = netclass.SysfsLinks(str(root))
+    first = links(lambda device: "other")[0]
+    assert (first.attributes["iface_id"], first.attributes["mtu_bytes"]) == (7, 1500)
+    (base / "ifindex").write_text("8\n")  # not re-read while the device lives
+    (base / "mtu").write_text("9000\n")  # re-read at every scrape
+    again = links(lambda device: "other")[0]
+    assert (again.attributes["iface_id"], again.attributes["mtu_bytes"]) == (7, 9000)
+    # Deleted and created again under the same name: a new entry, read afresh. (Made
+    # beside the old one, so the file system cannot hand it the old inode number.)
+    replacement = root / "veth0.new"
+    replacement.mkdir()
+    for name, value in [("ifindex", "9"), ("operstate", "down"), ("mtu", "1500")]:
+        (replacement / name).write_text(value + "\n")
+    for path in base.iterdir():
+        path.unlink()
+    base.rmdir()
+    replacement.rename(base)
+    fresh = {link.device: link for link in links(lambda device: "other")}["veth0"]
+    assert fresh.attributes["iface_id"] == 9 and not fresh.up
+
+
 def _sysfs_device(root, name, arp_type, *, physical=False, wireless=False, driver=None):
     base = root / name
     base.mkdir(parents=True)

@@ -13,7 +13,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors import gpu, meminfo, memory_pressure, netclass, netdev, thermal
+from minicluster.exporter.collectors import (
+    diskstats,
+    gpu,
+    meminfo,
+    memory_pressure,
+    netclass,
+    netdev,
+    os_release,
+    thermal,
+)
 from minicluster.exporter.options import Options
 from minicluster.exporter.registry import build_collectors
 from minicluster.exporter.scrape import run_collector
@@ -71,6 +80,13 @@ def test_darwin_netdev_uses_64bit_counters_and_skips_vanished_interfaces():
     assert get("node_network_receive_packets_total", en0) == 142117839
     assert get("node_network_receive_drop_total", en0) == 17  # ifi_iqdrops
     assert get("node_network_transmit_drop_total", {"device": "en1"}) == 3  # ifmd_snd_drops
+    # The rest of node_exporter's darwin fields, straight from if_data64.
+    en0_record = netdev.parse_ifmibdata(read_hex(DARWIN / "ifmibdata" / "4-en0.hex"))
+    assert get("node_network_receive_multicast_total", en0) == en0_record.imcasts
+    assert get("node_network_transmit_multicast_total", en0) == en0_record.omcasts
+    assert get("node_network_transmit_colls_total", en0) == en0_record.collisions
+    assert get("node_network_noproto_total", en0) == en0_record.noproto
+    assert get("node_network_receive_fifo_total", en0) is None  # Linux only
     devices = {s.labels["device"] for f in collector.collect() for s in f.samples}
     # utun9 vanished (ENOENT) and anpi0 is detached (zeroed record): neither is published.
     assert devices == {"lo0", "en0", "en1", "en2", "bridge0"}
@@ -133,6 +149,54 @@ def test_swapusage_matches_sysctl_text():
     total, used, free = (float(x) * 2**20 for x in re.findall(r"= ([\d.]+)M", line))
     assert (swap["total"], swap["used"], swap["avail"]) == (total, used, free)
     assert swap["pagesize"] == 16384
+
+
+def test_darwin_memory_uses_the_kernels_page_size_not_the_process():
+    sysctl = fakes.FakeSysctl()
+    # Under Rosetta hw.pagesize answers the translated process's 4 KiB pages.
+    rosetta = {**sysctl.text, "hw.pagesize": "4096"}
+    memory = meminfo.darwin_memory(
+        sysctl_int=lambda name: int(rosetta[name]),
+        sysctl_bytes=sysctl.bytes,
+        vm_statistics=lambda: read_hex(DARWIN / "host_vm_info64.hex"),
+    )
+    vm_stat = fakes.parse_vm_stat((DARWIN / "vm_stat.txt").read_text())
+    assert vm_stat["page size"] == int(sysctl.text["vm.pagesize"]) == 16384
+    assert memory["active_bytes"] == vm_stat["Pages active"] * 16384
+    assert memory["wired_bytes"] == vm_stat["Pages wired down"] * 16384
+
+
+def test_darwin_diskstats_from_iokit_block_storage_statistics():
+    collector = diskstats.DiskstatsCollector(fakes.darwin_sources()["diskstats"])
+    get = registry_of(collector).get_sample_value
+    disk0 = {"device": "disk0"}
+    assert get("node_disk_reads_completed_total", disk0) == 21093382
+    assert get("node_disk_writes_completed_total", disk0) == 14020311
+    assert get("node_disk_read_bytes_total", disk0) == 380413091840
+    assert get("node_disk_written_bytes_total", disk0) == 290117877760
+    assert get("node_disk_read_sectors_total", disk0) == 380413091840 / 4096
+    assert get("node_disk_read_time_seconds_total", disk0) == pytest.approx(4120.331)
+    assert get("node_disk_write_time_seconds_total", disk0) == pytest.approx(2910.042)
+    assert get("node_disk_read_errors_total", disk0) == 0
+    disk4 = {"device": "disk4"}
+    assert get("node_disk_written_sectors_total", disk4) == 23118004224 / 512
+    assert get("node_disk_read_errors_total", disk4) == 3
+    assert get("node_disk_read_retries_total", disk4) == 12
+    assert get("node_disk_write_retries_total", disk4) == 1
+    assert get("node_disk_io_time_seconds_total", disk0) is None  # macOS has no busy time
+    families = list(collector.collect())
+    assert len(families) == 12 and all(f.type == "counter" for f in families)
+    # Whole disks only: not the partition below disk0, nor the driver without media.
+    assert {s.labels["device"] for f in families for s in f.samples} == {"disk0", "disk4"}
+
+
+def test_darwin_os_from_system_version_plist():
+    info = os_release.parse_system_version((DARWIN / "SystemVersion.plist").read_bytes())
+    assert info["id"] == "macos" and info["name"] == "macOS"
+    assert (info["version_id"], info["build_id"]) == ("14.5", "23F79")
+    assert info["pretty_name"] == "macOS 14.5 (23F79)"
+    assert info["version_codename"] == "sonoma"
+    assert os_release.version_number(info["version_id"]) == 14.5
 
 
 def test_darwin_memory_has_node_exporters_darwin_names():
@@ -279,5 +343,5 @@ def test_macos_only_collectors_exist_only_on_macos(tmp_path):
     # Readers of /proc and /sys; macOS swap traffic comes from the meminfo collector.
     assert linux - darwin == {
         *("arp", "conntrack", "entropy", "filefd", "netstat", "pressure", "sockstat"),
-        *("softnet", "stat", "timex", "udp_queues", "vmstat"),
+        *("schedstat", "selinux", "softnet", "stat", "timex", "udp_queues", "vmstat"),
     }

@@ -165,7 +165,8 @@ def test_every_real_collector_succeeds_on_this_machine(tmp_path):
     assert set(results) == {
         *("arp", "boottime", "conntrack", "cpu", "diskstats", "entropy", "filefd"),
         *("filesystem", "loadavg", "meminfo", "netclass", "netdev", "netstat", "os"),
-        *("peers", "pressure", "process", "sockstat", "softnet", "stat", "textfile"),
+        *("peers", "pressure", "process", "schedstat", "selinux", "sockstat", "softnet"),
+        *("stat", "textfile"),
         *("time", "timex", "udp_queues", "uname", "vmstat"),
     }
 
