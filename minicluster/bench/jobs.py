@@ -1,7 +1,7 @@
 """One benchmark job: torchrun with N local ranks of the trainer, read back from its logs.
 
-The figures come from the trainer's own end-of-job `summary <json>` lines (the brief's
-contract) and its `start` line (backend, device, model, parameters, gradient bytes),
+The figures come from the trainer's own end-of-job `summary <json>` lines (the trainer's
+log contract) and its `start` line (backend, device, model, parameters, gradient bytes),
 reduced with the launcher's `summarize`, so `bench` and `run-job` compute samples/s,
 phase times and bus bandwidth the same way.
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from minicluster.core.config import Config, NodeSettings, parse_config
 
-# The remote shell's login environment is not trusted for anything (see the roadmap's
-# PYTHONPATH saga): the interpreter is an absolute path and the module is installed in it.
+# The remote shell's login environment is not trusted for anything (a PYTHONPATH set in a
+# login profile is missing from a non-login ssh shell): the interpreter is an absolute path
+# and the module is installed in it.
 TORCHRUN_MODULE = "torch.distributed.run"
 TRAINER_MODULE = "minicluster.trainer"
 # Runs a user's `SCRIPT.py ARGS` or `-m PKG.MOD ARGS` (runpy) with per-rank observation.
@@ -43,7 +44,7 @@ class JobOptions:
     rendezvous_port: int | None = None
 
 
-# JobOptions field -> trainer flag (the trainer CLI contract in the team brief).
+# JobOptions field -> trainer flag (the trainer's command-line contract).
 _TRAINER_FLAGS = {
     "steps": "--steps",
     "batch_size": "--batch-size",

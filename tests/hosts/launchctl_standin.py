@@ -8,7 +8,7 @@ Implements the verbs deploy and doctor use, for the `system` domain:
     launchctl kill SIGNAL system/LABEL    send a signal (SIGHUP reloads Prometheus)
     launchctl print system/LABEL          state and pid, in launchctl's own layout
 
-A job is started the way launchd starts a daemon, which is what catches the roadmap's
+A job is started the way launchd starts a daemon, which is what catches
 "works in my shell, fails as a service" bugs: the plist's ProgramArguments exactly, with
 only its EnvironmentVariables (no PATH, HOME or PYTHONPATH from the caller), in its
 WorkingDirectory, as its UserName, stdout/stderr appended to its log paths, in a new

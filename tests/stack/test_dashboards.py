@@ -106,7 +106,7 @@ def test_query_variables_are_multi_select_with_a_regex_all(rendered):
                 assert variable["query"]["query"].startswith("label_values(")
 
 
-def test_training_job_dashboard_has_what_issue_5_lists(rendered):
+def test_training_job_dashboard_has_every_panel_a_job_needs(rendered):
     d = rendered["training-job.json"]
     assert [v["name"] for v in d["templating"]["list"]] == ["datasource", "job_id", "node", "rank"]
     assert [a["name"] for a in d["annotations"]["list"]] == ["Job start", "Job end"]
@@ -131,7 +131,7 @@ def test_training_job_dashboard_has_what_issue_5_lists(rendered):
     assert "job_rank:trainer_straggler:ratio" in ranks["targets"][0]["expr"]
 
 
-def test_cluster_overview_and_network_have_what_issue_5_lists(rendered):
+def test_cluster_overview_and_network_have_every_node_and_link_panel(rendered):
     overview = {p["title"] for p in rendered["cluster-overview.json"]["panels"]}
     assert {
         "CPU utilisation",

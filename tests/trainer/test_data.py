@@ -1,4 +1,4 @@
-"""The roadmap's test_sharding, grown up: disjoint, complete, deterministic, resumable."""
+"""Sharding the data across ranks: disjoint, complete, deterministic, resumable."""
 
 from __future__ import annotations
 
