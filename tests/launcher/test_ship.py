@@ -105,8 +105,8 @@ def test_a_second_run_sends_nothing_and_an_edit_sends_only_that_file(tmp_path):
     config, places, run = _shipped(tmp_path, root)
     first = run()
     assert [(s.node, s.sent_files, s.unchanged) for s in first] == [
-        ("mini-red", 5, 0),
-        ("mini-yellow", 5, 0),
+        ("mini-red", 6, 0),
+        ("mini-yellow", 6, 0),
     ]
     for node in config.nodes:
         tree = Path(workdir_dir(node, project_key(root)))
@@ -115,7 +115,7 @@ def test_a_second_run_sends_nothing_and_an_edit_sends_only_that_file(tmp_path):
 
     second = run()
     for before, after in zip(first, second, strict=True):
-        assert after.sent_files == 0 and after.unchanged == 5
+        assert after.sent_files == 0 and after.unchanged == 6
         assert after.sent_bytes < 0.01 * before.sent_bytes, (before, after)
     print(f"first run {first[0].sent_bytes} B per node, second {second[0].sent_bytes} B")
 
@@ -123,7 +123,7 @@ def test_a_second_run_sends_nothing_and_an_edit_sends_only_that_file(tmp_path):
     (root / "run_distributed.py").unlink()
     (root / "extra.py").write_text("E = 1\n")
     third = run()
-    assert [(s.sent_files, s.unchanged, s.deleted) for s in third] == [(2, 3, 1), (2, 3, 1)]
+    assert [(s.sent_files, s.unchanged, s.deleted) for s in third] == [(2, 4, 1), (2, 4, 1)]
     tree = Path(places["mini-yellow"].tree)
     assert (tree / "src/common/sharding.py").read_text() == "VALUE = 2\n"
     assert not (tree / "run_distributed.py").exists() and (tree / "extra.py").exists()
