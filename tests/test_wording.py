@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from tests.support import REPO
+from tests.support import REPO, git
 
 # An upstream project's issue ("pytorch issues 160732") explains why code is as it is.
 MAKING_OF = re.compile(
@@ -16,8 +16,8 @@ CODE = re.compile(r"(\.py|\.toml|\.ya?ml|\.sh|\.cfg|^Makefile|^\.ci/run)$")
 
 
 def test_no_words_about_the_making_of_the_code():
-    listed = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
-    names = subprocess.run(listed, cwd=REPO, capture_output=True, text=True, check=True)
+    listed = git("ls-files", "--cached", "--others", "--exclude-standard")
+    names = subprocess.run(listed, capture_output=True, text=True, check=True)
     found = [
         f"{name}:{number}: {line.strip()}"
         for name in names.stdout.splitlines()

@@ -15,7 +15,7 @@ import yaml
 
 from minicluster.core.config import load_config
 from minicluster.render.committed import OWNED
-from tests.support import EXAMPLE_CONFIG, REPO
+from tests.support import EXAMPLE_CONFIG, REPO, git
 
 CLI = str(Path(sys.executable).with_name("minicluster"))
 
@@ -59,12 +59,11 @@ def test_init_refuses_a_directory(tmp_path):
 
 
 def test_the_users_config_is_not_tracked():
-    ignored = subprocess.run(["git", "check-ignore", "-q", "config.yaml"], cwd=REPO, timeout=30)
+    ignored = subprocess.run(git("check-ignore", "-q", "config.yaml"), timeout=30)
     assert ignored.returncode == 0, "config.yaml must be in .gitignore"
     tracked = subprocess.run(
-        ["git", "ls-files", "--error-unmatch", "config.yaml"],
-        cwd=REPO, capture_output=True, timeout=30,
-    )  # fmt: skip
+        git("ls-files", "--error-unmatch", "config.yaml"), capture_output=True, timeout=30
+    )
     assert tracked.returncode != 0, "config.yaml is tracked; only config.example.yaml is"
 
 
@@ -79,8 +78,8 @@ def _digests(root: Path) -> dict[str, str]:
 
 def _checkout_copy(root: Path) -> Path:
     """The working tree's files (tracked, and new ones not ignored) under `root`."""
-    listed = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-    names = subprocess.run(listed, cwd=REPO, capture_output=True, check=True, timeout=30)
+    listed = git("ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    names = subprocess.run(listed, capture_output=True, check=True, timeout=30)
     copy = root / "checkout"
     for name in filter(None, names.stdout.decode().split("\0")):
         source = REPO / name
