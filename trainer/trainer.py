@@ -102,6 +102,7 @@ class Trainer:
         )
         self.track = t = track.start(
             total_steps=settings.steps,
+            log_interval=settings.log_interval,
             metrics=run.metrics_enabled,
             settings=self._track_settings(),
             log=self.log,
@@ -121,6 +122,7 @@ class Trainer:
             manage_exit=False,
             require_endpoint=True,  # the configured port must serve, or Prometheus misses it
         )
+        self.stats = t.stats  # another when run under `observe`: it took our counters over
         self.log.info(
             "distributed",
             gloo_socket_ifname=os.environ.get("GLOO_SOCKET_IFNAME", "-"),

@@ -87,6 +87,8 @@ def start(
     existing = current()
     if existing is not None:
         existing.adopt(total, unit, log_interval, model)
+        if internal.get("stats") is not None:
+            existing.take_over(internal["stats"], internal.get("info"))
         return existing
     manage_exit = internal.pop("manage_exit", True)
     tracker = Tracker(settings or resolve(), total=total, unit=unit, metrics=metrics, **internal)

@@ -189,6 +189,19 @@ class Tracker:
         if model:
             self.info.model = model
 
+    def take_over(self, stats: RunStats, info: RunInfo | None) -> None:
+        """Carry on with another tracker's counters (the trainer run under `observe`)."""
+        mine = self.stats
+        for name in ("target_steps", "restarts", "steps", "samples", "epoch", "wall_seconds"):
+            setattr(mine, name, getattr(stats, name))
+        mine.phase_seconds.update(stats.phase_seconds)
+        mine.comm.calls, mine.comm.bytes = stats.comm.calls, stats.comm.bytes
+        mine.comm.seconds = stats.comm.seconds
+        mine.last_checkpoint_step = stats.last_checkpoint_step
+        mine.last_checkpoint_timestamp = stats.last_checkpoint_timestamp
+        if info is not None:
+            self.info.__dict__.update(info.__dict__)
+
     # --- the loop -------------------------------------------------------------------------
 
     def step(
@@ -344,11 +357,11 @@ class Tracker:
 
     def finish(self) -> None:
         """The work is done: last numbers, and the `summary` line (once)."""
-        if self._finished_logged:
-            return
+        self.stats.finished = True
+        if self._finished_logged or (self.observer and not self._ending):
+            return  # under `observe` the summary comes at the end, with the exit status
         self._finished_logged = True
         s = self.stats
-        s.finished = True
         loss = self._meter.mean()
         if loss is not None:
             s.loss = loss

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,22 @@ def test_bad_targets_are_one_line_and_exit_2(tmp_path):
         assert run.returncode == 2 and run.stdout == ""
         assert run.stderr.strip().splitlines() == [run.stderr.strip()]
         assert run.stderr.startswith(message), run.stderr
+
+
+def test_the_built_in_trainer_under_observe_counts_once_into_the_same_tracker(tmp_path):
+    run = observe(
+        "-m", "minicluster.trainer", "--steps=6", "--batch-size=4", "--log-interval=3",
+        f"--log-dir={tmp_path / 'logs'}", f"--run-dir={tmp_path / 'run'}",
+        f"--checkpoint-dir={tmp_path / 'ckpt'}", "--checkpoint-interval=0", "--job-id=solo",
+        "--no-metrics", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    said = messages(run.stdout)
+    assert [m.split(" ")[1] for m in said if m.startswith("step ")] == ["step=3", "step=6"]
+    summaries = [m for m in said if m.startswith("summary ")]
+    assert len(summaries) == 1 and said[-1] == summaries[0]
+    summary = json.loads(summaries[0].removeprefix("summary "))
+    assert (summary["steps"], summary["samples"], summary["exit_status"]) == (6, 24, 0)
+    # One rank: DDP's gradient all-reduce once per step, counted by one hook only.
+    assert summary["allreduce_calls"] == 6
+    assert summary["allreduce_bytes"] == 6 * summary["grad_bytes"]
