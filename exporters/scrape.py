@@ -12,6 +12,10 @@ every worker has been busy for STALL_SECONDS with work still queued, another one
 started, so a collector hung in a read holds only its own thread. A collector still hung
 from an earlier scrape is not started again (at most one stuck thread per collector) and
 reports success 0 until it returns.
+
+Scrapes that arrive while one is collecting join it and answer with its result (when
+it will finish within their own budget): the numbers are of the same instant, and a
+second Prometheus (an HA pair) or a dashboard's refresh costs no second collection.
 """
 
 from __future__ import annotations
@@ -103,6 +107,15 @@ class _Scrape:
         self.changed = threading.Condition(lock)
 
 
+class _Flight:
+    """A collection in progress, which concurrent scrapes may wait for."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.done = threading.Event()
+        self.families: list[Metric] | None = None
+
+
 class ScrapeGuard:
     def __init__(
         self,
@@ -117,13 +130,40 @@ class ScrapeGuard:
         self._lock = threading.Lock()
         self._hung: Counter[str] = Counter()  # collector -> its runs still going past a budget
         self._failing: set[str] = set()
+        self._flight: _Flight | None = None
 
     def scrape(self, budget_seconds: float | None = None) -> list[Metric]:
-        """Run every collector once: their families plus the scrape's own two families."""
+        """Every collector's families plus the scrape's own two families.
+
+        Joins a collection already running if it ends within this scrape's budget.
+        """
         budget = self.timeout_seconds
         if budget_seconds is not None:
             budget = max(0.05, min(budget, budget_seconds))
         started = time.perf_counter()
+        with self._lock:
+            flight = self._flight
+            joined = flight is not None and flight.deadline <= started + budget
+            if not joined:
+                flight = self._flight = _Flight(started + budget)
+        if joined:
+            flight.done.wait(max(0.0, flight.deadline - time.perf_counter()) + 0.05)
+            if flight.families is not None:
+                return flight.families
+            # The collection ended without a result (it raised): collect here instead.
+            flight = _Flight(started + budget)
+        families: list[Metric] | None = None
+        try:
+            families = self._collect(started, budget)
+            return families
+        finally:
+            flight.families = families
+            with self._lock:
+                if self._flight is flight:
+                    self._flight = None
+            flight.done.set()
+
+    def _collect(self, started: float, budget: float) -> list[Metric]:
         with self._lock:
             hung = set(self._hung)  # Counter keys with a count above zero
         run = _Scrape([c for c in self.collectors if c.name not in hung], self._lock)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import plistlib
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from minicluster.exporter.collectors.base import Collector, register
 IGNORED_DEVICES = re.compile(r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
 PROC_DISKSTATS = "/proc/diskstats"
 UDEV_DATA = "/run/udev/data"
+UDEV_TTL_SECONDS = 300.0
 SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the device's size
 INFO_LABELS = ("device", "major", "minor", "path", "wwn", "model", "serial", "revision")
 UDEV_KEYS = {
@@ -153,6 +155,27 @@ def read_udev(major: str, minor: str, root: str = UDEV_DATA) -> dict[str, str]:
         return {}  # no udev (containers): node_disk_info has empty labels, as node_exporter
 
 
+class CachedUdev:
+    """udev's properties per device number, looked up again after a while (they are fixed
+    for a device's life; one failed open per disk per scrape without udev adds up)."""
+
+    def __init__(
+        self, read: Callable[[str, str], dict[str, str]] = read_udev, clock=time.monotonic
+    ):
+        self.read, self.clock = read, clock
+        self.cache: dict[tuple[str, str], tuple[dict[str, str], float]] = {}
+
+    def __call__(self, major: str, minor: str) -> dict[str, str]:
+        now = self.clock()
+        cached = self.cache.get((major, minor))
+        if cached is None or now >= cached[1]:
+            if len(self.cache) > 1_000:
+                self.cache.clear()
+            props = self.read(major, minor)
+            cached = self.cache[(major, minor)] = (props, now + UDEV_TTL_SECONDS)
+        return cached[0]
+
+
 def linux_disks(text: str, udev: Callable[[str, str], dict[str, str]] = read_udev) -> list[Disk]:
     disks = []
     for major, minor, device, columns in parse_diskstats(text):
@@ -168,9 +191,14 @@ def linux_disks(text: str, udev: Callable[[str, str], dict[str, str]] = read_ude
     return disks
 
 
-def read_linux() -> list[Disk]:
-    with open(PROC_DISKSTATS) as f:
-        return linux_disks(f.read())
+def linux_reader(udev: Callable[[str, str], dict[str, str]] | None = None):
+    udev = udev or CachedUdev()
+
+    def read() -> list[Disk]:
+        with open(PROC_DISKSTATS) as f:
+            return linux_disks(f.read(), udev)
+
+    return read
 
 
 def _whole_media(node: dict) -> Iterator[dict]:
@@ -230,7 +258,7 @@ class DiskstatsCollector(Collector):
     name = "diskstats"
 
     def default_source(self):
-        return read_darwin if sys.platform == "darwin" else read_linux
+        return read_darwin if sys.platform == "darwin" else linux_reader()
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Metric] = {}

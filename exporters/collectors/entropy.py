@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -14,9 +15,14 @@ RANDOM = "/proc/sys/kernel/random"
 def read_entropy(root: str = RANDOM) -> tuple[float, float]:
     with open(f"{root}/entropy_avail") as f:
         available = float(f.read())
+    return available, _pool_size(root)
+
+
+@functools.cache
+def _pool_size(root: str) -> float:
+    # A constant of the kernel (4096 bits before 5.18, 256 since): read once.
     with open(f"{root}/poolsize") as f:
-        pool = float(f.read())
-    return available, pool
+        return float(f.read())
 
 
 @register

@@ -128,6 +128,50 @@ def test_prometheus_scrape_timeout_header_shortens_the_budget(tmp_path, release)
     assert time.perf_counter() - started < 0.6
 
 
+def test_concurrent_scrapes_share_one_collection():
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def slow():
+        calls.append(1)
+        started.set()
+        release.wait(10)
+        return float(len(calls))
+
+    guard = ScrapeGuard([Fixed("slow", slow)], timeout_seconds=5.0)
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(guard.scrape)
+        assert started.wait(5)
+        joined = [pool.submit(guard.scrape) for _ in range(2)]
+        time.sleep(0.1)  # both are waiting on the first collection by now
+        release.set()
+        results = [first.result(5), *(f.result(5) for f in joined)]
+    assert calls == [1]  # one collection answered all three
+    assert all(result is results[0] for result in results)
+    assert guard.scrape() is not results[0] and calls == [1, 1]  # later: collected afresh
+
+
+def test_a_scrape_with_a_shorter_budget_does_not_wait_on_a_longer_one(release):
+    guard = ScrapeGuard([Fixed("stuck", hang(release))], timeout_seconds=5.0)
+    with ThreadPoolExecutor(1) as pool:
+        long = pool.submit(guard.scrape)  # collects until its 5 s budget
+        time.sleep(0.1)
+        began = time.perf_counter()
+        short = guard.scrape(budget_seconds=0.3)  # would end after its own budget if it joined
+        assert time.perf_counter() - began < 1.0
+        release.set()
+        long.result(10)
+    assert value_of(short, "node_scrape_collector_success", "stuck") == 0
+
+
+def value_of(families, name: str, collector: str) -> float | None:
+    for family in families:
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("collector") == collector:
+                return sample.value
+    return None
+
+
 def test_scrape_cap_answers_503_beyond_it(serve, tmp_path):
     gate = threading.Event()
 
