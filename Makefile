@@ -130,7 +130,7 @@ logs: install $(NEEDS_CONFIG)
 # `make deploy`: the stack onto every node of $(CONFIG) over ssh (pyinfra); a second run
 # changes nothing. `make deploy DRY=1` only shows what would change. `make undeploy` boots
 # out the services and removes what deploy installed, keeping data and logs (PURGE=1 removes
-# them too). `make doctor` checks every node and exits non-zero if anything fails.
+# them too); NODE=name undeploys that node only. `make doctor` checks every node and exits non-zero if anything fails.
 .PHONY: deploy undeploy doctor
 DRY   ?=
 PURGE ?=
@@ -139,7 +139,7 @@ deploy: install $(CONFIG)
 	$(CLI) deploy --config $(CONFIG) $(if $(filter 1 yes true,$(DRY)),--dry-run)
 
 undeploy: install $(CONFIG)
-	$(CLI) undeploy --config $(CONFIG) $(if $(filter 1 yes true,$(PURGE)),--purge)
+	$(CLI) undeploy --config $(CONFIG) $(if $(filter 1 yes true,$(PURGE)),--purge) $(if $(NODE),--node $(NODE))
 
 doctor: install $(CONFIG)
 	$(CLI) doctor --config $(CONFIG)

@@ -3,8 +3,8 @@
 This is what `minicluster deploy` runs.
 
 gevent's monkey-patching must happen before anything else imports socket, ssl or
-threading: it lets pyinfra talk to every node at once (pip on mini-red while pip runs on
-mini-yellow). That is why the deploy runs in its own process.
+threading: it lets pyinfra talk to every node at once (pip on the master while pip runs on
+every worker). That is why the deploy runs in its own process.
 """
 
 from gevent import monkey
@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--purge", action="store_true")
     parser.add_argument("--wheel", type=Path, default=None)
+    parser.add_argument("--node", default=None)
     args = parser.parse_args(argv)
     console = Console(highlight=False)
     try:
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return deploy(config, args.dry_run, console, args.wheel)
     from minicluster.deploy.undeploy import undeploy
 
-    return undeploy(config, args.purge, console)
+    return undeploy(config, args.purge, console, args.node)
 
 
 if __name__ == "__main__":

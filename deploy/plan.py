@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from io import BytesIO, StringIO
 from pathlib import PurePosixPath
 
+import yaml
 from pyinfra.api import Host, State
 from pyinfra.api.operation import add_op
 from pyinfra.operations import brew, files, server
@@ -69,6 +70,34 @@ def exporter_inputs(config: Config) -> str:
     """A digest of the config the exporter reads at start: when it changes, restart it."""
     data = {key: config.model_dump(mode="json")[key] for key in EXPORTER_SECTIONS}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest() + "\n"
+
+
+def node_view(config: Config, node: NodeSettings) -> Config:
+    """The config installed on `node`: the whole cluster on the master; on a worker, the
+    master and itself only. A worker reads its own entry (exporter, ranks) and probes the
+    master; listing no other worker is what lets nodes join or leave without touching the
+    workers already running (no new config.yaml, no exporter restart)."""
+    if node.role == "master":
+        return config
+    return config.model_copy(update={"nodes": [config.master, node]})
+
+
+def departed_notes(installed_config: str, config: Config) -> list[str]:
+    """What to tell about nodes the master's installed config.yaml lists and `config` does
+    not: Prometheus stops scraping them, their own services keep running until undeployed."""
+    try:
+        installed = yaml.safe_load(installed_config) or {}
+        names = [entry["name"] for entry in installed.get("nodes", [])]
+    except (yaml.YAMLError, AttributeError, KeyError, TypeError):
+        return []  # not a config this deploy wrote: nothing to compare
+    kept = {node.name for node in config.nodes}
+    return [
+        f"{name} left config.yaml: Prometheus no longer scrapes it, but its exporter still "
+        f"runs there; remove it with `make undeploy NODE={name} CONFIG=<a config that still "
+        "lists it>`"
+        for name in names
+        if name not in kept
+    ]
 
 
 def homebrew_formula(python: str) -> str | None:
@@ -195,9 +224,14 @@ class NodePlanner:
 
     def exporter(self, plists: dict[str, bytes], reinstalled: bool) -> None:
         node, label = self.node, exporter_label()
-        self.put("config.yaml", self.config_text, layout.config_path(node), "644")
+        view = node_view(self.config, node)
+        if node.role == "master":  # what the last deploy installed, before it is replaced
+            installed = self.fact(TextFile, path=layout.config_path(node)) or ""
+            self.plan.notes.extend(departed_notes(installed, self.config))
+        text = self.config_text if view is self.config else view.to_yaml()
+        self.put("config.yaml", text, layout.config_path(node), "644")
         inputs_path = layout.exporter_inputs_path(node)
-        inputs = self.put("exporter inputs", exporter_inputs(self.config), inputs_path, "644")
+        inputs = self.put("exporter inputs", exporter_inputs(view), inputs_path, "644")
         plist = self.put(
             f"plist {label}", plists[f"{label}.plist"], services.plist_path(label), "644", True
         )

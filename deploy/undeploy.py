@@ -1,4 +1,5 @@
-"""`minicluster undeploy [--purge]`: boot out the services and remove what deploy installed.
+"""`minicluster undeploy [--purge] [--node NAME]`: boot out the services and remove what
+deploy installed, on every node or on NAME only (the others are not connected to).
 
 Left in place unless --purge: `<install_dir>/data` (Prometheus TSDB, Alertmanager and
 Grafana state), `<install_dir>/logs`, and the trainer's checkpoint and log folders. With
@@ -50,8 +51,9 @@ def plan_removal(state: State, host: Host, config: Config, purge: bool) -> list:
     return ops
 
 
-def undeploy(config: Config, purge: bool, console: Console) -> int:
-    state = build_state(config)
+def undeploy(config: Config, purge: bool, console: Console, node: str | None = None) -> int:
+    targets = [config.node(node)] if node else config.nodes
+    state = build_state(config.model_copy(update={"nodes": targets}))
     failures = {name: f"ssh: {error}" for name, error in connect(state).items()}
     hosts = [host for host in state.inventory if host.connected]
     ops = {host.name: plan_removal(state, host, config, purge) for host in hosts}
@@ -66,4 +68,9 @@ def undeploy(config: Config, purge: bool, console: Console) -> int:
             console.print(f"{host.name}: services booted out, files removed ({kept})")
     for name, error in failures.items():
         console.print(f"[red]{name}: undeploy failed:[/] {error}")
+    if node and not failures:
+        console.print(
+            f"{node} is still in config.yaml: take it out and run `make deploy` so Prometheus "
+            "stops scraping it"
+        )
     return 1 if failures else 0

@@ -1,6 +1,6 @@
 """The one log-line format every rank writes and the launcher merges.
 
-    2026-11-28T15:40:01.123+00:00 mini-red rank=0 INFO step step=10 target=200 loss=2.3102
+    2026-11-28T15:40:01.123+00:00 mini-1 rank=0 INFO step step=10 target=200 loss=2.3102
 
 Time is ISO-8601 in UTC with milliseconds, then the node, the rank, the level, a message
 word and optional key=value fields. Lines sort by time as plain strings.

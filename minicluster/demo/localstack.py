@@ -9,7 +9,7 @@ endpoint answers, and stopped by its PID (SIGTERM, then SIGKILL).
     config = local_profile(...)                      # ports come from the config
     write_bundle(config, stack_dir)                  # minicluster.render.bundle
     with LocalStack(config, stack_dir, work_dir) as stack:
-        stack.start_exporter(config.node("mini-red"), config_file)
+        stack.start_exporter(config.master, config_file)
         stack.start_alertmanager()
         prometheus = stack.start_prometheus()
         ...                                          # query prometheus.url

@@ -2,7 +2,7 @@
 
 Remote nodes are reached with the OpenSSH client run as a subprocess rather than paramiko:
 it honours the user's ~/.ssh/config, agent, known_hosts and ProxyJump exactly as their own
-`ssh mini-yellow` does; BatchMode makes a missing key fail at once instead of prompting;
+`ssh <node>` does; BatchMode makes a missing key fail at once instead of prompting;
 and streaming is a plain pipe. A loopback node is this machine and runs as a child process
 with no ssh at all, so `--local` needs no ssh client or server.
 

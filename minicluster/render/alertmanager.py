@@ -17,7 +17,7 @@ RECEIVERS = ("default", "critical", "warning", "watchdog")
 # Alerts of one alertname on one node and one job go out together.
 GROUP_BY = ["alertname", "cluster", "node", "job_id"]
 # A critical alert mutes the warnings with the same values of these (an absent label
-# counts as equal), e.g. NodeExporterDown on mini-yellow mutes that node's warnings.
+# counts as equal), e.g. NodeExporterDown on a worker mutes that node's warnings.
 INHIBIT_EQUAL = ["cluster", "node", "job_id"]
 
 

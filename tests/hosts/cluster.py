@@ -1,7 +1,8 @@
-"""Two simulated Mac Minis: network namespaces with sshd, own folders and a launchctl stand-in.
+"""Simulated Mac Minis: network namespaces with sshd, own folders and a launchctl stand-in.
 
-Each host is an *anchor* process (`sleep infinity`) that owns a network namespace, a mount
-namespace and a UTS namespace (hostname mini-red / mini-yellow). In its mount namespace
+Any number of hosts, named by the caller (the pair by default: mini-red, mini-yellow); the
+first is the master. Each host is an *anchor* process (`sleep infinity`) that owns a network
+namespace, a mount namespace and a UTS namespace (the host's name). In its mount namespace
 per-host folders are bind-mounted over the paths a Mini uses, so deploy writes the same
 paths it writes on a Mac and each host still has its own copy:
 
@@ -13,8 +14,12 @@ paths it writes on a Mac and each host still has its own copy:
     /etc/group               gid 0 is called `wheel`, as on macOS (plists are root:wheel)
 
 sshd and every command run on a host enter the anchor's namespaces, so a restarted sshd
-sees the same host. A mount point must exist: an empty /Library/LaunchDaemons is created
-if missing and left in place (other runs may be using it as a mount point right now).
+sees the same host. With `pin_cpus` each host's sshd (so everything deploy and the
+launcher start through it: exporter, torchrun, ranks) is pinned to one of the machine's
+cores, round robin, and sessions get OMP_NUM_THREADS=1: four hosts on two cores then share
+them evenly instead of every rank spinning threads on every core. A mount point must
+exist: an empty /Library/LaunchDaemons is created if missing and left in place (other
+runs may be using it as a mount point right now).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +45,7 @@ from tests.hosts import sshd
 from tests.hosts.network import HOST_INTERFACE, Lan, create_lan
 from tests.hosts.wheelhouse import wheelhouse
 
+# The pair's names (the `two_minis` fixture); other clusters name their own hosts.
 HOST_NAMES = ("mini-red", "mini-yellow")
 # Host path -> per-host folder mounted over it.
 MOUNTS = ("/Library/LaunchDaemons", "/opt", "/usr/local/sbin")
@@ -82,6 +88,7 @@ class SimulatedHost:
     root: Path  # this host's folder on the control machine
     cluster_root: Path
     environment: dict[str, str]  # what every ssh session (and `run`) gets
+    cpu: int | None = None  # the core sshd (and all it starts) is pinned to, if any
     anchor: subprocess.Popen | None = None
     sshd: subprocess.Popen | None = None
 
@@ -129,7 +136,9 @@ class SimulatedHost:
 
     def _enter(self) -> list[str]:
         assert self.anchor is not None, "host not started"
-        return ["nsenter", "--target", str(self.anchor.pid), "--net", "--mount", "--uts", "--"]
+        pin = ["taskset", "--cpu-list", str(self.cpu)] if self.cpu is not None else []
+        enter = ["nsenter", "--target", str(self.anchor.pid), "--net", "--mount", "--uts", "--"]
+        return [*enter, *pin]
 
     def run(
         self, args: list[str] | str, *, check: bool = True, timeout: float = 60, **kwargs
@@ -261,6 +270,14 @@ class SimulatedCluster:
     base_config: dict = field(default_factory=dict)
 
     @property
+    def master(self) -> SimulatedHost:
+        return next(iter(self.hosts.values()))
+
+    @property
+    def workers(self) -> list[SimulatedHost]:
+        return list(self.hosts.values())[1:]
+
+    @property
     def red(self) -> SimulatedHost:
         return self.hosts["mini-red"]
 
@@ -272,12 +289,17 @@ class SimulatedCluster:
     def config(self) -> Config:
         return load_config(self.config_path)
 
-    def write_config(self, path: Path | None = None, **sections: dict) -> Path:
+    def write_config(
+        self, path: Path | None = None, nodes: list[str] | None = None, **sections: dict
+    ) -> Path:
         """Write the harness config with `sections` merged in (e.g. prometheus={...}).
 
-        Without `path` it rewrites `config_path` (what deploy and doctor read).
+        Without `path` it rewrites `config_path` (what deploy and doctor read). `nodes`
+        keeps only those hosts under `nodes:` (the master must be one of them).
         """
         data = copy.deepcopy(self.base_config)
+        if nodes is not None:
+            data["nodes"] = [node for node in data["nodes"] if node["name"] in nodes]
         for section, values in sections.items():
             data.setdefault(section, {}).update(values)
         target = path or self.config_path
@@ -309,10 +331,12 @@ def macos_groups(etc_group: str) -> str:
 
 
 def harness_config(cluster_root: Path, addresses: dict[str, str], key: Path, known: Path):
-    """config.yaml for the simulated pair: a Mini's paths, Prometheus from "Homebrew"."""
+    """config.yaml for the simulated hosts (the first is the master): a Mini's paths,
+    Prometheus from "Homebrew"."""
     grafana = cluster_root / "grafana"
     nodes = []
-    for name, role in zip(HOST_NAMES, ("master", "worker"), strict=True):
+    for index, name in enumerate(addresses):
+        role = "master" if index == 0 else "worker"
         nodes.append(
             {
                 "name": name,
@@ -352,8 +376,14 @@ def harness_config(cluster_root: Path, addresses: dict[str, str], key: Path, kno
     }
 
 
-def start_cluster(root: Path) -> SimulatedCluster:
-    """Build the two hosts under `root`; call `.close()` on the result when done."""
+def start_cluster(
+    root: Path, names: Sequence[str] = HOST_NAMES, pin_cpus: bool = False
+) -> SimulatedCluster:
+    """Build hosts called `names` (the first is the master) under `root`; call `.close()` on
+    the result when done. `pin_cpus` spreads the hosts over the machine's cores."""
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise ValueError(f"need two or more distinct host names, got {list(names)}")
+    cores = sorted(os.sched_getaffinity(0))
     token = f"{os.getpid() % 100000}{os.urandom(2).hex()}"
     pip_wheels = wheelhouse()  # before any namespace exists: may download on a cold cache
     lan = create_lan(token)
@@ -372,9 +402,11 @@ def start_cluster(root: Path) -> SimulatedCluster:
             "PIP_FIND_LINKS": str(pip_wheels),
             "PIP_NO_CACHE_DIR": "1",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            # One compute thread per rank: a pinned host has one core.
+            **({"OMP_NUM_THREADS": "1"} if pin_cpus else {}),
         }
         host_keys = {}
-        for name in HOST_NAMES:
+        for index, name in enumerate(names):
             address = lan.add_host(name)
             host_root = root / name
             (host_root / "sshd").mkdir(parents=True)
@@ -389,8 +421,9 @@ def start_cluster(root: Path) -> SimulatedCluster:
             )
             host_keys[address] = host_key.with_suffix(".pub")
             hosts[name] = SimulatedHost(
-                name, address, lan.namespaces[name], host_root, root, environment
-            )
+                name, address, lan.namespaces[name], host_root, root, environment,
+                cpu=cores[index % len(cores)] if pin_cpus else None,
+            )  # fmt: skip
         known = sshd.write_known_hosts(ssh_dir / "known_hosts", host_keys)
         ssh_config = sshd.write_ssh_config(
             ssh_dir / "ssh_config", hosts=lan.addresses, key=key, known_hosts=known

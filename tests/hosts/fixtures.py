@@ -1,14 +1,17 @@
-"""The pytest fixture for the simulated pair; import it into a conftest.py to use it."""
+"""The pytest fixture for the simulated pair (import it into a conftest.py to use it), and
+`simulated_minis` for a cluster of any size."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
-from tests.hosts.cluster import SimulatedCluster, start_cluster
+from tests.hosts.cluster import HOST_NAMES, SimulatedCluster, start_cluster
 
 NEEDED_TOOLS = {
     "ip": "apt-get install iproute2",
@@ -33,12 +36,21 @@ def check_prerequisites() -> None:
             pytest.fail(f"{tool} is not installed; {how}")
 
 
-@pytest.fixture(scope="session")
-def two_minis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatedCluster]:
-    """mini-red (master) and mini-yellow (worker), reachable over ssh; torn down at the end."""
+@contextlib.contextmanager
+def simulated_minis(
+    root: Path, names: Sequence[str], pin_cpus: bool = True
+) -> Iterator[SimulatedCluster]:
+    """Hosts called `names` (the first is the master), reachable over ssh; torn down after."""
     check_prerequisites()
-    cluster = start_cluster(tmp_path_factory.mktemp("minis"))
+    cluster = start_cluster(root, names, pin_cpus=pin_cpus)
     try:
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def two_minis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatedCluster]:
+    """mini-red (master) and mini-yellow (worker), reachable over ssh; torn down at the end."""
+    with simulated_minis(tmp_path_factory.mktemp("minis"), HOST_NAMES, pin_cpus=False) as pair:
+        yield pair
