@@ -39,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(undeploy, allow_local=False)
     undeploy.add_argument("--purge", action="store_true", help="also delete data and logs")
+    undeploy.add_argument(
+        "--node",
+        metavar="NAME",
+        help="undeploy this node only (one of config.yaml's nodes); the others are not touched",
+    )
     undeploy.set_defaults(func=run_undeploy)
 
 
@@ -57,4 +62,13 @@ def run_deploy(args: argparse.Namespace) -> int:
 
 
 def run_undeploy(args: argparse.Namespace) -> int:
-    return _run("undeploy", args, *(["--purge"] if args.purge else []))
+    flags = ["--purge"] if args.purge else []
+    if args.node:
+        config = config_from_args(args)
+        try:
+            config.node(args.node)
+        except KeyError as exc:
+            print(f"{args.config or 'config.yaml'}: --node: {exc.args[0]}", file=sys.stderr)
+            return 2
+        flags += ["--node", args.node]
+    return _run("undeploy", args, *flags)
