@@ -125,13 +125,14 @@ def execute(
         reload_before = last_reload_timestamp(probe, config) or 0.0
     with contextlib.suppress(PyinfraError):  # raised when every node failed; reported below
         run_ops(state)
-    changed_any = False
+    unchanged = []
     for name, plan in plans.items():
         done = [(op_name, meta) for op_name, meta in plan.ops if meta.is_complete()]
         changed = [op_name for op_name, meta in done if meta.did_change()]
         failed = [(op_name, meta) for op_name, meta in done if meta.did_error()]
-        changed_any |= bool(changed)
-        if changed:
+        if not changed:
+            unchanged.append(name)
+        else:
             console.print(f"[bold]{name}[/]: changed:")
             for op_name in changed:
                 console.print(f"  - {op_name}")
@@ -140,8 +141,10 @@ def execute(
         for op_name, meta in failed:
             output = (meta.stderr or meta.stdout).strip()
             failures[name] = f"{op_name} failed:\n{output}"
-    if not changed_any and not failures:
-        console.print(f"No changes: {', '.join(plans)} already up to date")
+    # Said per node: a node that joins changes only itself and the master's Prometheus.
+    unchanged = [name for name in unchanged if name not in failures]
+    if unchanged:
+        console.print(f"No changes: {', '.join(unchanged)} already up to date")
     if master and config.master.name not in failures:
         try:
             confirmed = verify(
