@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/track_overhead.py [--rounds 8] [--steps 100] [--model mlp]
 
-One torchrun job (2 local ranks, gloo on the CPU) trains the built-in model three ways,
+One torchrun job (2 local ranks, gloo on the CPU) trains the built-in model four ways,
 interleaved round by round with the order rotating, so drift in the machine's load hits
 all three alike:
 
 - none: DDP with its C++ all-reduce, no instrumentation;
+- python hook: DDP with torch's own Python `allreduce_hook` (what every counting hook
+  costs before counting anything: Python and a future callback per bucket);
 - track: the same loop with the lines a user adds (`track.start`, `watch`, four
   `phase` blocks, `step(samples=, loss=)`), the endpoint up on a free port;
 - observe: the uninstrumented loop under what `python -m minicluster.track.observe`
@@ -37,6 +39,7 @@ import torch
 import torch.distributed as dist
 from rich.console import Console
 from rich.table import Table
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel
 
 from minicluster.core.config import TrainerSettings
@@ -47,7 +50,7 @@ from minicluster.trainer.data import build_stream
 from minicluster.trainer.models import build_model, language_model_loss
 
 NPROC = 2
-WAYS = ("none", "track", "observe")
+WAYS = ("none", "python hook", "track", "observe")
 
 
 def _tracker(rank: int, observer: bool = False) -> Tracker:
@@ -75,6 +78,8 @@ def _run(way: str, settings: TrainerSettings, batch, steps: int, rank: int) -> t
     model = build_model(settings)
     ddp = DistributedDataParallel(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
+    if way == "python hook":
+        ddp.register_comm_hook(None, allreduce_hook)
     if way == "track":
         tracker = _tracker(rank)
         tracker.watch(ddp)
@@ -190,7 +195,8 @@ def probe(args: argparse.Namespace, out: Path) -> None:
     cpu: dict[str, list[float]] = {way: [] for way in WAYS}
     wall: dict[str, list[float]] = {way: [] for way in WAYS}
     for round_ in range(args.rounds):
-        order = WAYS[round_ % 3 :] + WAYS[: round_ % 3]
+        shift = round_ % len(WAYS)
+        order = WAYS[shift:] + WAYS[:shift]
         for way in order:
             c, w = _run(way, settings, batch, args.steps, rank)
             cpu[way].append(c)
@@ -255,6 +261,10 @@ def report(args: argparse.Namespace, ranks: list[dict], per_call: float, calls: 
             for way in WAYS
         ),
         (
+            "CPU per step, track / observe over python hook",
+            f"{pct(cpu['track'], cpu['python hook'])} / {pct(cpu['observe'], cpu['python hook'])}",
+        ),
+        (
             "track calls of one step, alone",
             f"{calls * 1e6:.2f} us = {calls / cpu['none'] * 100:.3f} % of a step's CPU",
         ),
@@ -275,7 +285,7 @@ def report(args: argparse.Namespace, ranks: list[dict], per_call: float, calls: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=8, help="rounds of the three ways")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds of the four ways")
     parser.add_argument("--steps", type=int, default=100, help="timed steps per way per round")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--model", choices=["mlp", "transformer"], default="mlp")
@@ -291,7 +301,7 @@ def main() -> int:
     console.print("bookkeeping and track calls, in this process")
     per_call = bookkeeping_per_call()
     calls = track_calls_per_step()
-    console.print(f"{NPROC} ranks under torchrun: none, track, observe, interleaved")
+    console.print(f"{NPROC} ranks under torchrun: {', '.join(WAYS)}, interleaved")
     with tempfile.TemporaryDirectory(prefix="track-overhead-") as tmp:
         ranks = run_probe(args, Path(tmp))
     Console().print(report(args, ranks, per_call, calls))
