@@ -4,7 +4,7 @@ Run on a node over ssh as `<venv python> -m minicluster.launcher.receive COMMAND
 called in-process for a loopback node. Standard library only, and every answer is one JSON
 line on stdout; a failure is one line on stderr and exit status 1.
 
-    manifest TREE            {relative path: sha256} of every file under TREE ({} if absent)
+    manifest TREE            {relative path: sha256} of the files shipped to TREE
     apply TREE ENV BASE      stdin: a JSON line {"delete": [paths], "archive": bool}, then
                              (if archive) a gzip tar stream of the changed files. Applies
                              both, makes ENV (see `prepare_env`) and answers
@@ -52,16 +52,29 @@ def manifest_digest(manifest: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+def shipped_record(tree: Path) -> Path:
+    """The paths the launcher put in `tree` (a JSON list), kept beside it."""
+    return tree.parent / f"{tree.name}.shipped.json"
+
+
+def _shipped_paths(tree: Path) -> set[str]:
+    try:
+        return set(json.loads(shipped_record(tree).read_text()))
+    except (OSError, ValueError):  # nothing shipped yet (or unreadable: apply will say why)
+        return set()
+
+
 def manifest(tree: Path) -> dict[str, str]:
-    """The node's copy as it is: no ignore rules, every file the launcher put there counts."""
+    """{relative path: sha256} of the files shipped to `tree` that are still there.
+
+    Only shipped files count: what the program wrote next to them (outputs, checkpoints,
+    __pycache__) is its own, never deleted and never part of the comparison.
+    """
     found: dict[str, str] = {}
-    if not tree.is_dir():
-        return found
-    for directory, _dirs, files in os.walk(tree):
-        for name in files:
-            path = Path(directory, name)
-            if path.is_file():
-                found[path.relative_to(tree).as_posix()] = file_sha256(path)
+    for relative in sorted(_shipped_paths(tree)):
+        path = tree / relative
+        if path.is_file():
+            found[relative] = file_sha256(path)
     return found
 
 
@@ -73,18 +86,29 @@ def _inside(tree: Path, relative: str) -> Path:
 
 
 def apply(tree: Path, delete: list[str], archive: BinaryIO | None) -> str:
-    """Write the changed files, remove the deleted ones; the tree's manifest digest after."""
+    """Write the changed files, remove the deleted ones; the digest of the shipped files."""
     try:
         tree.mkdir(parents=True, exist_ok=True)
+        paths = _shipped_paths(tree)
         if archive is not None:
             with tarfile.open(fileobj=archive, mode="r|*") as tar:
-                tar.extractall(tree, filter="data")
+                for member in tar:
+                    tar.extract(member, tree, filter="data")
+                    if member.isfile():
+                        paths.add(member.name)
         for relative in delete:
-            _inside(tree, relative).unlink(missing_ok=True)
-        # Folders the deletions emptied go too, deepest first.
-        for directory, _dirs, _files in sorted(os.walk(tree), reverse=True):
-            if Path(directory) != tree and not os.listdir(directory):
-                os.rmdir(directory)
+            target = _inside(tree, relative)
+            target.unlink(missing_ok=True)
+            paths.discard(relative)
+            # Folders the deletion emptied go too, up to the tree.
+            for parent in target.parents:
+                if parent == tree.resolve() or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+        record = shipped_record(tree)
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(paths)))
+        os.replace(tmp, record)
     except (OSError, tarfile.TarError) as exc:
         raise ReceiveError(f"cannot write {tree}: {exc}") from exc
     return manifest_digest(manifest(tree))

@@ -130,17 +130,21 @@ def test_a_second_run_sends_nothing_and_an_edit_sends_only_that_file(tmp_path):
     assert "sent 2 files" in third[1].describe() and "1 deleted" in third[1].describe()
 
 
-def test_a_node_copy_changed_behind_our_back_is_repaired(tmp_path):
+def test_a_node_copy_changed_behind_our_back_is_repaired_and_outputs_are_kept(tmp_path):
     root = tmp_path / "project"
     shutil.copytree(EXAMPLE, root)
     _config, places, run = _shipped(tmp_path, root)
     run()
     tree = Path(places["mini-red"].tree)
     (tree / "run_distributed.py").write_text("tampered\n")
-    (tree / "stray.txt").write_text("left over\n")
-    red = run()[0]
-    assert (red.sent_files, red.deleted) == (1, 1)
+    # What the program wrote there (outputs, bytecode) is its own: kept, and not compared.
+    _write(tree, {"out/ckpt.pt": "weights", "src/common/__pycache__/x.pyc": "bytecode"})
+    red, yellow = run()
+    assert (red.sent_files, red.deleted, red.sent_bytes > 0) == (1, 0, True)
+    assert (yellow.sent_files, yellow.sent_bytes) == (0, 0)
     assert receive.manifest(tree) == project_files(root).manifest
+    assert (tree / "out/ckpt.pt").read_text() == "weights"
+    assert (tree / "src/common/__pycache__/x.pyc").exists()
 
 
 def test_a_copy_that_does_not_match_stops_the_run_naming_the_node(tmp_path, monkeypatch):
