@@ -1,6 +1,7 @@
-"""Two simulated Mac Minis for tests: `mini-red` (master) and `mini-yellow` (worker).
+"""Simulated Mac Minis for tests: the pair `mini-red` (master) and `mini-yellow` (worker), or
+any number of hosts with names of your choosing.
 
-Linux stands in for macOS: each host is a network namespace (address 10.77.<n>.2 and .3,
+Linux stands in for macOS: each host is a network namespace (addresses 10.77.<n>.2, .3, ...,
 interface `en0`, joined by a bridge whose .1 address is the control machine, i.e. the test
 process) with its own sshd, its own /Library/LaunchDaemons, /opt (install_dir /opt/minicluster)
 and /usr/local/sbin (bind mounts in a private mount namespace), the hostname of a Mini, a
@@ -26,9 +27,11 @@ Use it from another test folder by importing the fixture into that folder's conf
                        prometheus.binary and alertmanager.binary, grafana paths under
                        the harness's tmp folder, 2 s scrape interval)
     .config            that file loaded as a minicluster Config
-    .write_config(path=None, **sections)
+    .write_config(path=None, nodes=None, **sections)
                        rewrite it (or write a copy to `path`) with sections merged in,
-                       e.g. write_config(prometheus={"scrape_interval_seconds": 3})
+                       e.g. write_config(prometheus={"scrape_interval_seconds": 3});
+                       `nodes` keeps only those hosts under `nodes:`
+    .master, .workers  the first host, the others
     .red, .yellow, .hosts["mini-red"]   SimulatedHost objects
     .ssh_key, .known_hosts, .ssh_config  (`ssh -F cluster.ssh_config mini-red ...` works)
     .root              the harness's tmp folder
@@ -48,6 +51,16 @@ Use it from another test folder by importing the fixture into that folder's conf
     .brew("list", "--versions")        the host's brew stand-in (not on its PATH)
     .stop_sshd(), .start_sshd(), with .sshd_stopped(): ...
     with .clock_offset(seconds): ...   the host's `date` reports a shifted clock
+
+A cluster of any size (the first name is the master), e.g. in a session fixture:
+
+    from tests.hosts.fixtures import simulated_minis
+    with simulated_minis(root, ("mini-one", "mini-two", "mini-three", "mini-four")) as c:
+        c.master, c.workers, c.hosts["mini-three"]
+        c.write_config(nodes=["mini-one", "mini-two"])   # only these under `nodes:`
+
+It pins each host's sshd (and so its exporter and ranks) to one core, round robin, with
+OMP_NUM_THREADS=1 (pin_cpus=False leaves scheduling alone, as `two_minis` does).
 
 Nothing is deployed by the fixture: run `minicluster deploy --config <config_path>` (see
 tests/deploy/conftest.py for a module fixture that does, once). Teardown kills every
