@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(action: str, args: argparse.Namespace, *flags: str) -> int:
-    config_from_args(args)  # a bad config is one line and exit 2, before any connection
+    # A bad config or a placeholder address is one line and exit 2, before any connection.
+    require_real_addresses(config_from_args(args), args.config or "config.yaml")
     config_file = args.config or "config.yaml"
     command = [sys.executable, "-m", "minicluster.deploy", action, "--config", config_file]
     return subprocess.run([*command, *flags]).returncode

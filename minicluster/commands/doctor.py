@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from minicluster.deploy.doctor import diagnose, failed  # pyinfra: only when doctor runs
 
     config = config_from_args(args)
+    require_real_addresses(config, args.config or "config.yaml")
     checks = diagnose(config)
     console = Console(highlight=False)
     console.print(table(checks))

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if "/" in args.job_id or args.job_id.startswith("."):
         raise UsageError(f"{args.job_id!r} is not a job id")
     config = config_from_args(args)
+    require_real_addresses(config, args.config or "config.yaml")
     ssh = ssh_settings(args)
     out, err = Console(), Console(stderr=True, soft_wrap=True)
     dest = args.logs_dir / args.job_id

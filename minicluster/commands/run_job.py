@@ -223,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} is for the built-in trainer; pass your program its own")
     base = config_from_args(args)
     source = LOCAL_SOURCE if args.local else (args.config or "config.yaml")
+    require_real_addresses(base, source)
     config = with_overrides(base, options, f"{source} with command-line overrides")
     user = project = None
     if wanted is not None:

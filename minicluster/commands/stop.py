@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if "/" in args.job_id or args.job_id.startswith("."):
         raise UsageError(f"{args.job_id!r} is not a job id")
     config = config_from_args(args)
+    require_real_addresses(config, args.config or "config.yaml")
     try:
         stops = stop_job(config, args.runs_dir, args.job_id, ssh_settings(args), args.grace)
     except StopError as exc:

@@ -475,3 +475,28 @@ def _check_paths(config: Config, source: str) -> None:
                 path,
                 f"{value!r} is under ~/{folder}, which macOS (TCC) blocks for launchd jobs",
             )
+
+# --- before connecting ---------------------------------------------------------------------
+
+# Documentation ranges (RFC 5737, RFC 3849): config.example.yaml's placeholders. No host
+# answers there; a connection would only hang until a timeout and then blame ssh.
+PLACEHOLDER_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+)
+
+
+def require_real_addresses(config: Config, source: str) -> None:
+    """Raise ConfigError naming the first node whose address is still a placeholder.
+    Commands that connect to the nodes call this before opening any connection."""
+    for i, node in enumerate(config.nodes):
+        ip = node.ip
+        network = next((net for net in PLACEHOLDER_NETWORKS if ip and ip in net), None)
+        if network is not None:
+            raise ConfigError(
+                source,
+                f"nodes[{i}].address",
+                f"{node.address} is a placeholder (documentation range {network}): "
+                f"edit node {node.name} to its real address (on that Mini: "
+                f"ipconfig getifaddr {node.interface})",
+            )
