@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from minicluster.commands.args import add_config_arguments, config_from_args, existing_file
+from minicluster.core.config import require_real_addresses
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

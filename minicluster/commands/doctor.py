@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from minicluster.commands.args import add_config_arguments, config_from_args
+from minicluster.core.config import require_real_addresses
 
 if TYPE_CHECKING:
     from minicluster.deploy.doctor import Check

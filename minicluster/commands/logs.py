@@ -16,6 +16,7 @@ from rich.console import Console
 from minicluster.commands.args import UsageError, add_config_arguments, config_from_args
 from minicluster.commands.run_job import add_ssh_arguments, ssh_settings
 from minicluster.core import layout
+from minicluster.core.config import require_real_addresses
 from minicluster.launcher import clock
 from minicluster.launcher.remote import LauncherError, fetch_rank_logs
 from minicluster.launcher.stream import (

@@ -20,7 +20,7 @@ from minicluster.commands.args import (
     config_from_args,
     positive_int,
 )
-from minicluster.core.config import Config
+from minicluster.core.config import Config, require_real_addresses
 from minicluster.core.layout import config_path as installed_config_path
 from minicluster.core.profiles import LOCAL_SOURCE, default_state_dir
 from minicluster.launcher.files import ShipError, project_files

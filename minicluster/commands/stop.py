@@ -10,6 +10,7 @@ from rich.console import Console
 
 from minicluster.commands.args import UsageError, add_config_arguments, config_from_args
 from minicluster.commands.run_job import add_ssh_arguments, ssh_settings
+from minicluster.core.config import require_real_addresses
 from minicluster.launcher.stopjob import StopError, stop_job
 
 

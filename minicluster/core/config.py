@@ -476,6 +476,7 @@ def _check_paths(config: Config, source: str) -> None:
                 f"{value!r} is under ~/{folder}, which macOS (TCC) blocks for launchd jobs",
             )
 
+
 # --- before connecting ---------------------------------------------------------------------
 
 # Documentation ranges (RFC 5737, RFC 3849): config.example.yaml's placeholders. No host
