@@ -274,7 +274,8 @@ def run_job(setup: JobSetup, out: Console, err: Console, job_id: str | None = No
     record_path = write_record(setup.runs_dir, plan.job_id, record)
     for note in outcome.notes:
         err.print(f"note: {note}", style="yellow", markup=False, highlight=False)
-    out.print(summary_table(plan.job_id, status, summary))
+    loopback = all(node.is_loopback for node in setup.config.nodes)
+    out.print(summary_table(plan.job_id, status, summary, loopback=loopback))
     out.print(f"merged log: {log.path}  rank logs: {rank_dir}/  summary: {record_path}")
     return JobResult(plan.job_id, exit_code, status, log.path, record_path, summary)
 

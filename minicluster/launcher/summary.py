@@ -217,7 +217,8 @@ def _comm_fraction_text(summary: dict) -> str:
     return f"{fraction:.1%} (least-communicating rank; ranks {min(known):.1%} to {max(known):.1%})"
 
 
-def summary_table(job_id: str, status: str, summary: dict) -> Table:
+def summary_table(job_id: str, status: str, summary: dict, loopback: bool = False) -> Table:
+    """`loopback`: every rank ran on this machine, so no link speed bounds the bandwidth."""
     table = Table(title=f"job {job_id}: {status}", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -260,7 +261,8 @@ def summary_table(job_id: str, status: str, summary: dict) -> Table:
         table.add_row(
             "all-reduce",
             f"{summary['allreduce_calls']} calls, {summary['allreduce_bytes']} bytes, "
-            f"bus bandwidth {_rate(busbw)}{against}" + ("" if link else " (link speed unknown)"),
+            f"bus bandwidth {_rate(busbw)}{against}"
+            + ("" if link else " (link: loopback)" if loopback else " (link speed unknown)"),
         )
     table.add_row("restarts", str(summary["restarts"]))
     if summary.get("final_loss") is not None:
