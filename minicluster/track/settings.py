@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minicluster.core import layout
 from minicluster.core.config import Config, ConfigError, load_config
 
 DEFAULT_CONFIG = "/opt/minicluster/config.yaml"
@@ -114,9 +115,9 @@ def resolve(env: Mapping[str, str] | None = None) -> TrackSettings:
     if config is not None and node is not None:
         base_port = config.metrics_base_port(node)
         address = node.address
-        run_dir: Path | None = Path(node.run_dir)
+        run_dir: Path | None = Path(layout.run_dir(node))
         trainer = config.trainer
-        log_dir: Path | None = Path(trainer.resolve_dir(trainer.log_dir, node)) / job_id
+        log_dir: Path | None = Path(layout.job_log_dir(node, trainer, job_id))
         log_interval, linger = trainer.log_interval, trainer.linger_seconds
     else:
         base_port, address, run_dir, log_dir = DEFAULT_BASE_PORT, "127.0.0.1", None, None
