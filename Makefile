@@ -11,7 +11,7 @@ CONFIG  ?= config.yaml
 TORCH_VERSION ?= 2.13.0
 TORCH_WHEELS  ?= /opt/wheels
 
-.PHONY: install config check integration e2e test lint
+.PHONY: install config check integration e2e test lint system-packages
 
 install: $(VENV)/.installed
 
@@ -65,7 +65,18 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint check integration e2e
+# The programs the tiers run (promtool, Prometheus, sshd, iproute2, ...), installed when
+# missing: apt-get on Debian/Ubuntu (root or sudo), Homebrew on macOS.
+system-packages:
+	@bash tests/system-packages.sh
+
+# On macOS the e2e tier (network namespaces) cannot run: `make test` says so and runs the rest.
+ifeq ($(shell uname -s),Darwin)
+test: system-packages lint check integration
+	@echo "make test: the e2e tier needs Linux (network namespaces and root); run it on a Linux machine"
+else
+test: system-packages lint check integration e2e
+endif
 
 # --- this machine: demo and bench ----------------------------------------------------------
 # `make demo`: the whole stack and a 2-rank job on this machine; it keeps running until
