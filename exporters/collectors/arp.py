@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
 
 PROC_NET_ARP = "/proc/net/arp"
 
@@ -26,8 +26,8 @@ def parse_arp(text: str) -> dict[str, int]:
 
 
 def read_arp() -> dict[str, int]:
-    with open(PROC_NET_ARP) as f:
-        return parse_arp(f.read())
+    text = read_optional(PROC_NET_ARP)  # absent on a kernel built without IPv4
+    return parse_arp(text) if text is not None else {}
 
 
 @register
