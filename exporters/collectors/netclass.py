@@ -29,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.netdev import parse_ifmibdata
 
 KINDS = ("ethernet", "wifi", "thunderbolt", "loopback", "other")
 SYS_CLASS_NET = "/sys/class/net"
@@ -284,8 +285,6 @@ def darwin_link_kinds(
 
 
 def darwin_if_type(device: str) -> int | None:
-    from minicluster.exporter.collectors.netdev import parse_ifmibdata
-
     try:
         return parse_ifmibdata(macos.ifmib_bytes(socket.if_nametoindex(device))).type
     except OSError:
