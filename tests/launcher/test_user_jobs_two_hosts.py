@@ -167,7 +167,7 @@ def test_the_sharding_layout_runs_on_both_hosts_and_only_changes_travel(minis, t
     assert record["commands"]["mini-yellow"][0] == f"{jobenv_dir(yellow, key)}/bin/python"
     assert workdir_dir(yellow, key).startswith("/opt/minicluster/jobs/")
 
-    # The roadmap's test, both ways, from the unchanged folder: nothing travels.
+    # The sharding test, both ways, from the unchanged folder: nothing travels.
     for command in (["-m", "src.tests.test_sharding"], ["src/tests/test_sharding.py"]):
         again = _run_job(cluster, out, root, ["python", *command])
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
@@ -240,7 +240,8 @@ def test_the_plain_example_is_observed_without_a_line_of_code(minis, tmp_path):
     steps = 20
     out = tmp_path / "out"
     project = _project(tmp_path, "ddp_plain")
-    assert "minicluster" not in (project / "train.py").read_text()
+    source = (project / "train.py").read_text()
+    assert "import minicluster" not in source and "from minicluster" not in source
     result = _run_job(
         cluster, out, project, ["python", "train.py", "--steps", str(steps)],
         "--linger", str(LINGER),
