@@ -9,7 +9,10 @@ its first byte and the end of the stream.
 
 from __future__ import annotations
 
+import argparse
+import json
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -45,6 +48,14 @@ def _receive(server: socket.socket, result: dict) -> None:
     result["seconds"] = time.perf_counter() - first if first is not None else 0.0
 
 
+def _send(address: str, port: int, seconds: float) -> None:
+    payload = bytes(CHUNK)
+    with socket.create_connection((address, port), timeout=10) as sender:
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            sender.sendall(payload)
+
+
 def measure(address: str = "127.0.0.1", seconds: float = 1.0) -> TcpResult:
     """Send for `seconds` from this process to a receiver bound on `address`.
 
@@ -59,12 +70,62 @@ def measure(address: str = "127.0.0.1", seconds: float = 1.0) -> TcpResult:
         port = server.getsockname()[1]
         receiver = threading.Thread(target=_receive, args=(server, result), daemon=True)
         receiver.start()
-        payload = bytes(CHUNK)
-        with socket.create_connection((address, port), timeout=10) as sender:
-            deadline = time.perf_counter() + seconds
-            while time.perf_counter() < deadline:
-                sender.sendall(payload)
+        _send(address, port, seconds)
         receiver.join(timeout=30)
     if "bytes" not in result:
         raise RuntimeError(f"TCP receiver on {address} did not finish")
     return TcpResult(address, result["bytes"], result["seconds"])
+
+
+# Between two nodes: `serve` on the receiving node prints `tcp-listening <port>`, then one
+# `tcp-result <json>` line once the sender has finished; `send` runs on the other node.
+LISTENING = "tcp-listening "
+RESULT = "tcp-result "
+
+
+def serve(address: str, accept_timeout: float = 60.0) -> TcpResult:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    result: dict = {}
+    with socket.socket(family, socket.SOCK_STREAM) as server:
+        server.bind((address, 0))
+        server.listen(1)
+        server.settimeout(accept_timeout)
+        print(f"{LISTENING}{server.getsockname()[1]}", flush=True)
+        _receive(server, result)
+    measured = TcpResult(address, result["bytes"], result["seconds"])
+    print(
+        RESULT
+        + json.dumps({"address": address, "bytes": measured.bytes, "seconds": measured.seconds}),
+        flush=True,
+    )
+    return measured
+
+
+def parse_result(lines: list[str]) -> TcpResult | None:
+    for text in lines:
+        at = text.find(RESULT)
+        if at >= 0:
+            data = json.loads(text[at + len(RESULT) :])
+            return TcpResult(data["address"], data["bytes"], data["seconds"])
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minicluster.bench.tcp")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    listen = sub.add_parser("serve", help="receive one stream on ADDRESS, print its rate")
+    listen.add_argument("address")
+    send = sub.add_parser("send", help="send to ADDRESS PORT for --seconds")
+    send.add_argument("address")
+    send.add_argument("port", type=int)
+    send.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    if args.mode == "serve":
+        serve(args.address)
+    else:
+        _send(args.address, args.port, args.seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
