@@ -27,6 +27,9 @@ from minicluster.core.metrics import (
     rate_window,
 )
 from minicluster.launcher.prom import Prometheus, PrometheusError, Sample, prometheus_url
+from minicluster.top import view as top_view
+from minicluster.top.client import PromClient, PrometheusUnreachable, QueryFailed
+from minicluster.top.queries import WATCHDOG, NodeFigures, fetch, window_for
 
 _ALERT_LABELS_SHOWN_APART = ("alertname", "alertstate", "severity", "__name__")
 
@@ -50,6 +53,8 @@ class ClusterStatus:
     targets: dict[str, tuple[int, int]] = field(default_factory=dict)  # scrape job: (up, all)
     jobs: dict[str, list[RankStatus]] = field(default_factory=dict)
     alerts: list[dict[str, str]] = field(default_factory=list)
+    figures: dict[str, NodeFigures] = field(default_factory=dict)  # node -> what `top` shows
+    watchdog: bool = False  # the always-firing heartbeat fires: alerts reach Alertmanager
 
 
 def _by_rank(samples: list[Sample]) -> dict[tuple[str, int], Sample]:
@@ -100,8 +105,18 @@ def collect(prom: Prometheus, config: Config) -> ClusterStatus:
 
     firing = prom.query('ALERTS{alertstate="firing"}')
     status.alerts = sorted(
-        (s.labels for s in firing), key=lambda labels: (labels.get("alertname", ""), str(labels))
+        (s.labels for s in firing if s.labels.get("alertname") != WATCHDOG),
+        key=lambda labels: (labels.get("alertname", ""), str(labels)),
     )
+    client = PromClient(prom.base_url, timeout=prom.timeout)
+    try:
+        snapshot = fetch(client.query, prom.base_url, config, window_for(config))
+    except (PrometheusUnreachable, QueryFailed) as exc:
+        raise PrometheusError(str(exc)) from None
+    finally:
+        client.close()
+    status.figures = {node.name: node for node in snapshot.nodes}
+    status.watchdog = snapshot.watchdog
     return status
 
 
@@ -136,12 +151,10 @@ def _job_view(job_id: str, ranks: list[RankStatus]) -> Group:
 
 
 def render(status: ClusterStatus) -> Group:
-    nodes = Table()
-    for column in ("node", "role", "exporter"):
-        nodes.add_column(column)
-    for name, role, up in status.nodes:
-        text = "not scraped" if up is None else ("up" if up else "DOWN")
-        nodes.add_row(name, role, text, style=None if up else "red")
+    # The node figures `top` shows; EXP "?" is an exporter Prometheus does not scrape.
+    nodes = top_view.node_table(
+        [status.figures.get(n) or NodeFigures(n, role, "?", up) for n, role, up in status.nodes]
+    )
     targets = ", ".join(f"{job} {up}/{total} up" for job, (up, total) in status.targets.items())
     parts: list = [f"Prometheus {status.url}", f"targets: {targets or 'none'}", nodes]
     if status.jobs:
@@ -162,6 +175,11 @@ def render(status: ClusterStatus) -> Group:
         parts += [f"firing alerts: {len(status.alerts)}", alerts]
     else:
         parts.append("firing alerts: none")
+    parts.append(
+        "alerting pipeline alive (Watchdog firing)"
+        if status.watchdog
+        else "alerting pipeline SILENT: the Watchdog alert is not firing"
+    )
     return Group(*parts)
 
 

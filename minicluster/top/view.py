@@ -210,6 +210,13 @@ def _table(
     return table
 
 
+def node_table(nodes: Sequence[NodeFigures], width: int | None = None) -> Table:
+    """One row per node, the columns that fit `width` (all of them for None)."""
+    rows = [(node_row(node), None if node.up else "red") for node in nodes]
+    left = {"NODE", "EXP", "PRES", "LINK"}
+    return _table(NODE_COLUMNS, rows, left, NODE_DROP_ORDER, width)
+
+
 def _line(text: str, style: str | None = None) -> Text:
     return Text(text, style=style or "", no_wrap=True, overflow="ellipsis")
 
@@ -279,9 +286,7 @@ def render(
     )
 
     chosen, summary = node_section.shown()
-    rows = [(node_row(snapshot.nodes[i]), None if snapshot.nodes[i].up else "red") for i in chosen]
-    left = {"NODE", "EXP", "PRES", "LINK"}
-    parts.append(_table(NODE_COLUMNS, rows, left, NODE_DROP_ORDER, width))
+    parts.append(node_table([snapshot.nodes[i] for i in chosen], width))
     if summary:
         parts.append(_line(summary, "dim"))
 

@@ -156,3 +156,33 @@ def test_once_prints_the_figures_prometheus_answers(live):
     assert sampler.values("watchdog") and max(sampler.values("watchdog")) == 1
     assert alerts_line.endswith("alerting pipeline alive")
     assert "Watchdog" not in frame
+
+
+def test_status_shows_the_same_node_figures_and_not_the_watchdog(live):
+    assert live.firing("Watchdog"), "the Watchdog fires in the live stack"
+    exprs = {k: v for k, v in _expressions(live).items() if "/" in k and k.startswith("mini-")}
+    sampler = Sampler(live.query, exprs)
+    sampler.start()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "minicluster", "status", "--config", str(live.config_file)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": str(WIDTH)},
+            timeout=120,
+        )
+    finally:
+        sampler.stop()
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    print(done.stdout)
+    header = next(line for line in lines if line.startswith("NODE")).split()
+    for row in _rows(lines, "NODE"):
+        cells = dict(zip(header, row, strict=True))
+        node = cells["NODE"]
+        assert cells["EXP"] == "up"
+        for column in ("CPU", "MEM", "PRES", "GPU", "RX/s", "TX/s", "RTT"):
+            check_figure(cells[column], sampler.values(f"{node}/{column}"), f"{node} {column}")
+    assert [line for line in lines if "Watchdog" in line] == [
+        "alerting pipeline alive (Watchdog firing)"
+    ]
