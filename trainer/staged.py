@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from minicluster.track import collectives
 from minicluster.track.stats import CommStats
 
 # DDP's default bucket size (bucket_cap_mb=25): a few large messages beat many small ones.
@@ -76,11 +77,16 @@ class StagedAllReduce:
         times.staging += staged - started
 
         pending = []
-        for flat in flats:
-            flat.div_(self.world_size)  # before the sum, as DDP's hook does
-            launched = self.stats.launched(flat)
-            work = dist.all_reduce(flat, group=self.group, async_op=True)
-            pending.append((work, launched))
+        # Counted here as gradient all-reduce; under `observe` not again as a collective.
+        collectives.capture_begin()
+        try:
+            for flat in flats:
+                flat.div_(self.world_size)  # before the sum, as DDP's hook does
+                launched = self.stats.launched(flat)
+                work = dist.all_reduce(flat, group=self.group, async_op=True)
+                pending.append((work, launched))
+        finally:
+            collectives.capture_end()
         for work, launched in pending:
             work.wait()
             self.stats.completed(launched)

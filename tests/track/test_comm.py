@@ -127,3 +127,18 @@ def test_observed_ddp_is_counted_once_when_the_script_also_watches(group):
     train(ddp, 2, again)
     assert (t.stats.comm.calls, t.stats.comm.bytes) == (2, 2 * GRAD_BYTES)
     assert collectives.STATS.calls == {}
+
+
+def test_the_staged_path_under_observation_counts_as_gradient_all_reduce_only(group):
+    from minicluster.trainer.staged import StagedAllReduce
+
+    collectives.install()
+    t = track.start(settings=settings())
+    net = model()
+    staged = StagedAllReduce(net, t.comm_counter())  # its start-up broadcasts are real traffic
+    broadcasts = collectives.STATS.calls["broadcast"]
+    assert broadcasts == len(list(net.parameters()))
+    net(torch.randn(8, 50)).square().mean().backward()
+    staged.sync()
+    assert (t.stats.comm.calls, t.stats.comm.bytes) == (1, GRAD_BYTES)
+    assert collectives.STATS.calls == {"broadcast": broadcasts}
