@@ -99,7 +99,14 @@ class Tracker:
         self.unit = unit
         self._pid = os.getpid()
         self._own_log = log is None
-        self._log = log or RankLog(settings.log_dir, settings.node, settings.rank)
+        log_error = None
+        if log is None:
+            try:
+                log = RankLog(settings.log_dir, settings.node, settings.rank)
+            except OSError as exc:  # an unwritable log dir: stdout still has every line
+                log_error = f"cannot write {settings.log_dir} ({exc.strerror or exc}); stdout only"
+                log = RankLog(None, settings.node, settings.rank)
+        self._log = log
         self.stats = stats or RunStats(target_steps=total or 0, restarts=settings.restart_count)
         if total is not None:
             self.stats.target_steps = total
@@ -126,7 +133,7 @@ class Tracker:
         self._pause = _Pause(self)
         self._discovery_file: Path | None = None
         self.sink: NullSink = NullSink()
-        for warning in settings.warnings:
+        for warning in (*settings.warnings, *([log_error] if log_error else [])):
             self._warn(warning)
         if metrics and settings.metrics_port is not None:
             self._serve(require_endpoint)

@@ -187,3 +187,14 @@ def test_bad_totals_are_refused():
         track.start(total_steps=1, total_tasks=1, settings=settings())
     with pytest.raises(ValueError, match="must be >= 0"):
         track.start(total_steps=-1, settings=settings())
+
+
+def test_an_unwritable_log_dir_is_a_warning_and_stdout_keeps_the_lines(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    t = track.start(total_steps=1, settings=settings(log_dir=blocker / "logs"))
+    t.step()
+    t.close()
+    out = lines_of(capsys.readouterr().out)
+    assert out[0].level == "WARNING" and "stdout only" in out[0].message
+    assert [line.message.split(" ")[0] for line in out[1:]] == ["start", "step", "summary"]
