@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import Collector
+from minicluster.exporter.collectors.base import Collector, begin_collection, end_collection
 
 log = logging.getLogger("exporters")
 
@@ -153,10 +153,12 @@ class ScrapeGuard:
             # The collection ended without a result (it raised): collect here instead.
             flight = _Flight(started + budget)
         families: list[Metric] | None = None
+        begin_collection()
         try:
             families = self._collect(started, budget)
             return families
         finally:
+            end_collection()
             flight.families = families
             with self._lock:
                 if self._flight is flight:

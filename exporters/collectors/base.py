@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -82,3 +83,48 @@ def read_optional(path: str) -> str | None:
         if exc.errno in _EOPNOTSUPP:
             return None
         raise
+
+
+class _Collection:
+    """Files read during the current collection, so collectors that share a source (cpu,
+    stat and boottime all read /proc/stat) read it once per scrape. Outside a collection
+    (a collector called directly) nothing is kept."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.generation = 0
+        self.active = False
+        self.texts: dict[str, tuple[int, str]] = {}
+
+
+_COLLECTION = _Collection()
+
+
+def begin_collection() -> None:
+    with _COLLECTION.lock:
+        _COLLECTION.generation += 1
+        _COLLECTION.active = True
+        _COLLECTION.texts.clear()
+
+
+def end_collection() -> None:
+    with _COLLECTION.lock:
+        _COLLECTION.active = False
+        _COLLECTION.texts.clear()
+
+
+def read_once(path: str) -> str:
+    """The file's text, read at most once per collection."""
+    state = _COLLECTION
+    with state.lock:
+        generation, active = state.generation, state.active
+        hit = state.texts.get(path)
+    if active and hit is not None and hit[0] == generation:
+        return hit[1]
+    with open(path) as f:
+        text = f.read()
+    if active:
+        with state.lock:
+            if state.active and state.generation == generation:
+                state.texts[path] = (generation, text)
+    return text

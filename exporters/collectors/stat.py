@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_once, register
 
 PROC_STAT = "/proc/stat"
 # /proc/stat key -> (metric, help, counter?)
@@ -40,8 +40,7 @@ def parse_stat(text: str) -> dict[str, int]:
 
 
 def read_stat() -> dict[str, int]:
-    with open(PROC_STAT) as f:
-        return parse_stat(f.read())
+    return parse_stat(read_once(PROC_STAT))
 
 
 @register

@@ -15,7 +15,9 @@ from prometheus_client import CollectorRegistry
 
 from minicluster.exporter.collectors import (
     arp,
+    boottime,
     conntrack,
+    cpu,
     entropy,
     filefd,
     netstat,
@@ -30,7 +32,7 @@ from minicluster.exporter.collectors import (
     udp_queues,
 )
 from minicluster.exporter.collectors.base import read_optional
-from minicluster.exporter.scrape import run_collector
+from minicluster.exporter.scrape import ScrapeGuard, run_collector
 from tests.exporter import fakes
 from tests.exporter.fakes import LINUX, linux_text
 
@@ -264,3 +266,32 @@ def test_every_fixture_is_kernel_text():
     assert stat.parse_stat(linux_text("stat"))
     assert pressure.read_pressure(str(LINUX / "pressure"))
     assert netstat.parse_snmp6(linux_text("net-snmp6"))
+
+
+def test_proc_stat_is_read_once_per_collection_by_cpu_stat_and_boottime(monkeypatch):
+    opened = []
+    real_open = open
+
+    def counting_open(path, *args, **kwargs):
+        if path == "/proc/stat":
+            opened.append(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    collectors = [cpu.CpuCollector(), stat.StatCollector(), boottime.BoottimeCollector()]
+    guard = ScrapeGuard(collectors, timeout_seconds=5)
+    families = {f.name: f for f in guard.scrape()}
+    assert opened == ["/proc/stat"]
+    assert {"node_cpu_seconds", "node_intr", "node_boot_time_seconds"} <= set(families)
+    guard.scrape()
+    assert len(opened) == 2  # the next scrape reads it afresh
+
+
+def test_cpu_labels_are_the_kernels_cpu_numbers():
+    text = "cpu  10 0 5 100 0 0 0 0 0 0\ncpu0 5 0 2 50 0 0 0 0 0 0\ncpu2 5 0 3 50 1 0 0 0 0 0\n"
+    cpus = cpu.parse_proc_stat_cpus(text, ticks=100)
+    assert set(cpus) == {"0", "2"}  # CPU 1 offline: a gap, as node_exporter shows it
+    assert cpus["2"]["system"] == 0.03 and cpus["2"]["iowait"] == 0.01
+    get = registry_of(cpu.CpuCollector(lambda: cpus)).get_sample_value
+    assert get("node_cpu_seconds_total", {"cpu": "2", "mode": "idle"}) == 0.5
+    assert boottime.parse_btime("cpu  1 2\nbtime 1796136632\n") == 1796136632
