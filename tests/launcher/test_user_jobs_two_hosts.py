@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -321,7 +322,10 @@ def test_minicluster_stop_stops_a_running_job_on_both_hosts(minis, tmp_path):
         job = _records(out)[-1]["job_id"]
         for host in cluster.hosts.values():
             wait_until(
-                lambda host=host: any("sleeper.py" in c for c in _job_processes(cluster, host)),
+                lambda host=host: any(
+                    "observe sleeper.py" in c and "torch.distributed.run" not in c
+                    for c in _job_processes(cluster, host)
+                ),
                 f"a rank on {host.name}",
                 timeout=180,
             )
@@ -330,7 +334,9 @@ def test_minicluster_stop_stops_a_running_job_on_both_hosts(minis, tmp_path):
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert stop.returncode == 0, stop.stdout + stop.stderr
-        assert "mini-red: stopped PID" in stop.stdout and "mini-yellow: stopped PID" in stop.stdout
+        # Each node's torchrun and the rank under it.
+        for node in ("mini-red", "mini-yellow"):
+            assert re.search(rf"^{node}: stopped PID \d+ and 1 children", stop.stdout, re.M)
         print(stop.stdout)
         _nothing_left(cluster)
         output, _ = launcher.communicate(timeout=120)
