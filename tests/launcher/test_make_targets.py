@@ -56,3 +56,10 @@ def test_a_missing_config_names_the_command_that_creates_it(tmp_path):
         first, second = plan.stdout.splitlines()[:2]
         assert first.startswith(f'echo "{missing} is missing: run'), target
         assert second == "exit 2", target
+
+
+def test_run_job_runs_your_command_after_a_double_dash_and_stop_takes_the_job():
+    assert _dry_run("run-job", "LOCAL=1", "CMD=python train.py --epochs 3") == (
+        ".venv/bin/minicluster run-job --local   -- python train.py --epochs 3"
+    )
+    assert _dry_run("stop", "JOB=j1").endswith(".venv/bin/minicluster stop j1 --config config.yaml")
