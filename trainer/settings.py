@@ -40,6 +40,8 @@ _TRAINER_FLAGS = {
     "pg_timeout_seconds": "pg_timeout_seconds",
     "linger": "linger_seconds",
     "seed": "seed",
+    "grad_compression": "grad_compression",
+    "bucket_cap_mb": "bucket_cap_mb",
 }
 
 
@@ -99,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="ddp, or staged through CPU memory (what MPS needs); auto picks by device",
     )
+    add("--grad-compression", choices=["none", "fp16", "bf16", "powersgd"])
+    add("--bucket-cap-mb", type=float, metavar="MB", help="DDP gradient bucket size")
     add(
         "--step-sleep",
         type=float,

@@ -17,6 +17,8 @@ import torch.distributed as dist
 from torch import nn
 
 from minicluster.track import collectives
+from minicluster.track.comm import CountingHookState, counting_hook
+from minicluster.track.compression import FlatBucket, hook_for
 from minicluster.track.stats import CommStats
 
 # DDP's default bucket size (bucket_cap_mb=25): a few large messages beat many small ones.
@@ -50,11 +52,18 @@ class StagedAllReduce:
         stats: CommStats,
         process_group: dist.ProcessGroup | None = None,
         bucket_bytes: int = BUCKET_BYTES,
+        compression: str = "none",
     ):
         self.model, self.stats, self.group = model, stats, process_group
         self.world_size = dist.get_world_size(process_group)
         params = [p for p in model.parameters() if p.requires_grad]
         self.buckets = _buckets(params, bucket_bytes)
+        # A compression hook runs on each CPU bucket inside the counting hook, as under DDP.
+        chosen = hook_for(compression, process_group, stats)
+        self.counting = None
+        if chosen is not None:
+            self.counting = CountingHookState(process_group, stats)
+            self.counting.use(*chosen)
         self._broadcast_initial_state()
 
     def _broadcast_initial_state(self) -> None:
@@ -64,6 +73,20 @@ class StagedAllReduce:
                 staged = tensor.detach().to("cpu", copy=True)
                 dist.broadcast(staged, src=0, group=self.group)
                 tensor.copy_(staged)
+
+    def _hooked(self, flats: list[torch.Tensor]) -> None:
+        """The compression hook on every bucket (it divides by the world size itself)."""
+        last = len(flats) - 1
+        futures = [
+            counting_hook(
+                self.counting, FlatBucket(i, flat, [p.shape for p in self.buckets[i]], i == last)
+            )
+            for i, flat in enumerate(flats)
+        ]
+        for flat, future in zip(flats, futures, strict=True):
+            result = future.wait()
+            if result.data_ptr() != flat.data_ptr():
+                flat.copy_(result)
 
     def sync(self) -> SyncTimes:
         """Average `.grad` across ranks in place; return staging and comm seconds."""
@@ -77,10 +100,15 @@ class StagedAllReduce:
         times.staging += staged - started
 
         pending = []
+        if self.counting is not None:
+            self._hooked(flats)
+            flats_plain = []
+        else:
+            flats_plain = flats
         # Counted here as gradient all-reduce; under `observe` not again as a collective.
         collectives.capture_begin()
         try:
-            for flat in flats:
+            for flat in flats_plain:
                 flat.div_(self.world_size)  # before the sum, as DDP's hook does
                 launched = self.stats.launched(flat)
                 work = dist.all_reduce(flat, group=self.group, async_op=True)

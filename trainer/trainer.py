@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from minicluster import track
 from minicluster.core.config import ConfigError
+from minicluster.track.compression import hook_for as compression_hook
 from minicluster.track.log import RankLog
 from minicluster.track.settings import TrackSettings
 from minicluster.track.stats import RunInfo, RunStats
@@ -127,17 +128,32 @@ class Trainer:
             "distributed",
             gloo_socket_ifname=os.environ.get("GLOO_SOCKET_IFNAME", "-"),
             pg_timeout_seconds=settings.pg_timeout_seconds,
+            grad_compression=settings.grad_compression,
+            bucket_cap_mb=settings.bucket_cap_mb,
         )
 
         self.staged: StagedAllReduce | None = None
+        compression = settings.grad_compression
         if staged:
-            self.staged = StagedAllReduce(self.model, t.comm_counter())
+            self.staged = StagedAllReduce(
+                self.model,
+                t.comm_counter(),
+                bucket_bytes=int(settings.bucket_cap_mb * 1024 * 1024),
+                compression=compression,
+            )
             train_model = t.watch(self.model)
         else:
             device_ids = [device.index] if device.type == "cuda" else None
-            train_model = DistributedDataParallel(self.model, device_ids=device_ids)
-            # Without metrics (--no-metrics) DDP keeps its C++ all-reduce: nothing counts it.
-            t.watch(train_model if run.metrics_enabled else self.model)
+            train_model = DistributedDataParallel(
+                self.model, device_ids=device_ids, bucket_cap_mb=settings.bucket_cap_mb
+            )
+            if run.metrics_enabled:
+                t.watch(train_model, compression=compression)
+            else:  # --no-metrics: nothing counts the all-reduce, the hook still compresses
+                t.watch(self.model)
+                chosen = compression_hook(compression, train_model.process_group)
+                if chosen is not None:
+                    train_model.register_comm_hook(chosen[1], chosen[0])
         self.train_step = TrainStep(
             train_model, self.optimizer, self.stream, device, t, self.staged
         )

@@ -77,6 +77,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     trainer.add_argument("--linger", type=float, metavar="S", dest="linger_seconds")
     trainer.add_argument("--no-metrics", action="store_true", help="ranks serve no /metrics")
     trainer.add_argument(
+        "--grad-compression",
+        choices=["none", "fp16", "bf16", "powersgd"],
+        help="what the gradient all-reduce sends (torch's DDP comm hooks)",
+    )
+    trainer.add_argument("--bucket-cap-mb", type=float, metavar="MB", help="DDP bucket size")
+    trainer.add_argument(
         "--step-sleep", type=float, metavar="S", help="pause after each step (demos, tests)"
     )
     torchrun = parser.add_argument_group("torchrun overrides")

@@ -209,6 +209,10 @@ class TrainerSettings(_Section):
     rendezvous_timeout_seconds: Annotated[int, Field(ge=5, le=86400)] = 120
     device: Literal["auto", "cpu", "mps", "cuda"] = "auto"
     linger_seconds: Annotated[float, Field(ge=0, le=3600)] = 20.0
+    # What the gradient all-reduce sends: torch's DDP comm hooks (minicluster.track.compression).
+    grad_compression: Literal["none", "fp16", "bf16", "powersgd"] = "none"
+    # DDP's gradient bucket size: fewer, larger all-reduces amortise per-call latency.
+    bucket_cap_mb: Annotated[float, Field(gt=0, le=1024)] = 25.0
 
     def resolve_dir(self, value: str, node: NodeSettings) -> str:
         return layout.resolve(node, value)

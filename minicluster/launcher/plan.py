@@ -38,6 +38,8 @@ class JobOptions:
     linger_seconds: float | None = None
     no_metrics: bool = False
     step_sleep: float | None = None  # a pause after each step (demos, fault injection)
+    grad_compression: str | None = None  # none | fp16 | bf16 | powersgd
+    bucket_cap_mb: float | None = None
     # torchrun-level settings
     nproc_per_node: int | None = None
     max_restarts: int | None = None
@@ -56,6 +58,8 @@ _TRAINER_FLAGS = {
     "pg_timeout_seconds": "--pg-timeout-seconds",
     "linger_seconds": "--linger",
     "step_sleep": "--step-sleep",
+    "grad_compression": "--grad-compression",
+    "bucket_cap_mb": "--bucket-cap-mb",
 }
 
 

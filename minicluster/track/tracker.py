@@ -24,6 +24,7 @@ from torch import nn
 from minicluster.core import discovery
 from minicluster.core.metrics import PHASES
 from minicluster.track import collectives, comm
+from minicluster.track.compression import hook_for as compression_hook
 from minicluster.track.log import RankLog, compact_json
 from minicluster.track.publish import NullSink, PrometheusSink, TrackCollector
 from minicluster.track.settings import TrackSettings
@@ -286,11 +287,23 @@ class Tracker:
 
     # --- models, communication, checkpoints -------------------------------------------------
 
-    def watch(self, model: nn.Module, hook: Callable | None = None, state: Any = None) -> Any:
+    def watch(
+        self,
+        model: nn.Module,
+        hook: Callable | None = None,
+        state: Any = None,
+        compression: str | None = None,
+    ) -> Any:
         """Count a DDP model's gradient all-reduce (composed with `hook` when given).
+        `compression` ('fp16', 'bf16', 'powersgd'; see track.compression) picks torch's hook.
 
         A plain module only fills in the model labels and gradient bytes. Returns the model.
         """
+        if compression not in (None, "none"):
+            if hook is not None:
+                raise TypeError("watch(model): give hook= or compression=, not both")
+            group = getattr(model, "process_group", None)
+            hook, state = compression_hook(compression, group, self.stats.comm)
         inner = model.module if isinstance(getattr(model, "module", None), nn.Module) else model
         self.info.parameters = sum(p.numel() for p in inner.parameters())
         self.grad_bytes = _gradient_bytes(inner)
