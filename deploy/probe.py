@@ -64,13 +64,24 @@ def connect(host: str, port: int, timeout: float) -> dict:
 
 
 def bind(host: str, port: int) -> dict:
-    """Whether this node could listen on host:port right now."""
+    """Whether this node could listen on host:port right now.
+
+    Bound as the services bind (SO_REUSEADDR: the metrics server, torch's TCPStore), so the
+    TIME_WAIT connections a finished job leaves for a minute do not count as "in use". BSD
+    then lets a specific address bind beside a wildcard listener, so a listener is also
+    looked for by connecting.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
             return {"result": "in use" if exc.errno in (48, 98) else f"error: {exc.strerror}"}
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        if sock.connect_ex((host, port)) == 0:
+            return {"result": "in use"}
     return {"result": "free"}
 
 

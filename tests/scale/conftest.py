@@ -1,11 +1,12 @@
 """Four simulated Minis, grown from a deployed pair: the state the tests in this folder share.
 
-`grown` (session scope) builds four hosts (mini-one is the master), deploys the first two,
-records their services, then adds the other two to config.yaml and deploys again, as a
-user who buys two more Minis does. Both deploys' output and the services' PIDs and launchd
-start counts before and after the second are kept for the growth tests; the four-host
-tests use the grown cluster. A test that leaves another node set deployed marks it
-`stale`, and the next user of `four_deployed` deploys the four again.
+`grown` (package scope: torn down when this folder's tests are done, so its four exporters
+do not run on through the rest of the suite) builds four hosts (mini-one is the master),
+deploys the first two, records their services, then adds the other two to config.yaml
+and deploys again, as a user who buys two more Minis does. Both deploys' output and the
+services' PIDs and launchd start counts before and after the second are kept for the
+growth tests; the four-host tests use the grown cluster. A test that leaves another node
+set deployed marks it `stale`, and the next user of `four_deployed` deploys the four again.
 
 Each host's sshd, and so its exporter and its ranks, is pinned to one of the machine's two
 cores (two hosts per core) with one compute thread per rank.
@@ -108,7 +109,7 @@ def installed_config(cluster: SimulatedCluster, name: str) -> str:
     return cluster.hosts[name].path("/opt/minicluster/config.yaml").read_text()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def grown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grown]:
     started = time.monotonic()
     with simulated_minis(tmp_path_factory.mktemp("four"), NAMES) as cluster:

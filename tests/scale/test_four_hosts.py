@@ -259,11 +259,12 @@ def test_straggler_and_stopped_rank_are_named_among_four(cluster4: Grown, tmp_pa
             )
             others = [v for r, v in compute.items() if r != rank_of[SLOWED]]
             assert compute[rank_of[SLOWED]] > 1.25 * max(others), compute
-            # Ranks step together (each all-reduce waits for all): one step rate for all four,
+            # Ranks step together (each all-reduce waits for all): one step rate for all four
+            # (to within what scrapes at different moments of a one-minute window give),
             # and the job's sample rate is the four ranks' sum.
             rates = values(cluster4.query(f'job_rank:trainer_steps:rate{{job_id="{job_id}"}}'))
             assert set(rates) == set(placed) and min(rates.values()) > 0
-            assert max(rates.values()) <= 1.1 * min(rates.values()), rates
+            assert max(rates.values()) <= 1.25 * min(rates.values()), rates
             samples = values(cluster4.query(f'job_rank:trainer_samples:rate{{job_id="{job_id}"}}'))
             (total,) = cluster4.query(f'job:trainer_samples:sum_rate{{job_id="{job_id}"}}')
             assert float(total["value"][1]) == pytest.approx(sum(samples.values()), rel=0.05)
