@@ -164,7 +164,10 @@ def test_transformer_job_reads_config_and_pins_gloo_to_the_node_interface(launch
         assert value(s, "trainer_info", **info) == 1
         assert registered[rank]["node"] == "mini-red"
         messages = [line.message for line in job.rank_lines(rank)]
-        assert "distributed gloo_socket_ifname=lo pg_timeout_seconds=120" in messages
+        assert (
+            "distributed gloo_socket_ifname=lo pg_timeout_seconds=120 grad_compression=none "
+            "bucket_cap_mb=25"
+        ) in messages
     # 512 samples / 2 ranks / batch 8 = 32 batches per epoch: 12 steps stay in epoch 0.
     assert sorted(p.name for p in (install / "checkpoints" / "job").iterdir()) == [
         "step-00000006.pt",
