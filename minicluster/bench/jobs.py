@@ -60,6 +60,8 @@ def trainer_command(world_size: int, job_id: str, settings: BenchSettings, work:
         "--nnodes=1",
         f"--nproc-per-node={world_size}",
         "-m",
+        # One core per rank (where the OS allows it): compute is fair between world sizes.
+        "minicluster.bench.pin",
         "minicluster.trainer",
         "--job-id",
         job_id,
