@@ -93,10 +93,12 @@ demo: install
 demo-stop: install
 	$(CLI) demo --stop
 
-# World size 1 against 2 on this machine: runs/bench-<time>/report.md and plots.
-# BENCH_FLAGS="--steps 50 --out DIR" for a shorter run or another folder.
+# World size 1 against 2 on this machine, ranks pinned one per core: runs/bench-<time>/
+# report.md and plots; with $(CONFIG) present, also across its nodes (nodes/report.md), and
+# LOCAL=1 skips that. BENCH_FLAGS="--steps 50 --out DIR" for a shorter run or another
+# folder; BENCH_FLAGS=--allreduce for the all-reduce sweep (4 KB to 256 MB) against the link.
 bench: install
-	$(CLI) bench $(BENCH_FLAGS)
+	$(CLI) bench $(if $(IS_LOCAL),,$(if $(wildcard $(CONFIG)),--config $(CONFIG))) $(BENCH_FLAGS)
 
 # --- jobs -----------------------------------------------------------------------------------
 # `make run-job`: one training job on every node of $(CONFIG), with live progress, a merged

@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from minicluster.bench import tcp
@@ -42,16 +43,21 @@ def _env(node: NodeSettings) -> dict[str, str]:
 
 
 def bench_commands(
-    config: Config, module: list[str], job_id: str, pin: bool = True
+    config: Config,
+    module: list[str] | Callable[[NodeSettings], list[str]],
+    job_id: str,
+    pin: bool = True,
 ) -> list[NodeCommand]:
-    """One torchrun per node running `module` (a module name and its arguments)."""
+    """One torchrun per node running `module` (a module name and its arguments, or a
+    function of the node that returns them)."""
     per_node = config.trainer.nproc_per_node
     commands = []
     for index, node in enumerate(config.nodes):
         argv = _torchrun(config, node, job_id, _python(node))
+        program = module(node) if callable(module) else module
         # Nodes sharing this machine (loopback) get distinct cores through the offset.
         offset = index * per_node if node.is_loopback else 0
-        program = [PIN_MODULE, "--cpu-offset", str(offset), *module] if pin else module
+        program = [PIN_MODULE, "--cpu-offset", str(offset), *program] if pin else program
         commands.append(NodeCommand(node=node, argv=[*argv, *program], env=_env(node)))
     return commands
 
@@ -93,7 +99,7 @@ def _collect(
 
 def run_everywhere(
     config: Config,
-    module: list[str],
+    module: list[str] | Callable[[NodeSettings], list[str]],
     ssh: SshSettings | None = None,
     pin: bool = True,
     timeout: float = 900.0,

@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     from minicluster.bench.jobs import BenchError, BenchSettings
     from minicluster.bench.run import default_out_dir, run_bench
 
+    # The nodes' config is checked before anything runs: a placeholder address fails now.
+    config = _nodes_config(args) if args.config is not None else None
     console = Console(stderr=True)
     settings = BenchSettings(steps=args.steps, batch_size=args.batch_size, model=args.model)
     out_dir = args.out or default_out_dir()
@@ -115,6 +117,25 @@ def run(args: argparse.Namespace) -> int:
     except BenchError as exc:
         console.print(f"bench failed: {exc}", style="red", markup=False)
         return 1
+    if config is not None:
+        from minicluster.bench.nodes import NodesError
+        from minicluster.bench.run import run_nodes_bench
+        from minicluster.launcher.remote import LauncherError
+
+        try:
+            nodes = run_nodes_bench(
+                config, settings, out_dir / "nodes", console, ssh_settings(args),
+                tcp_seconds=args.tcp_seconds, repeats=args.repeats,
+            )  # fmt: skip
+        except (NodesError, LauncherError, BenchError) as exc:
+            console.print(f"bench across the nodes failed: {exc}", style="red", markup=False)
+            return 1
+        efficiency = nodes.results["scaling_efficiency"]
+        print(
+            f"across {', '.join(nodes.results['nodes'])}: scaling efficiency "
+            + ("n/a" if efficiency is None else f"{efficiency:.1%}")
+            + f"; report: {nodes.report}"
+        )
     results = output.results
     efficiency = results["scaling_efficiency"]
     print(
