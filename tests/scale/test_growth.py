@@ -79,9 +79,9 @@ def test_a_node_that_leaves_is_no_longer_scraped_and_undeploy_removes_it_alone(
     grown: Grown, tmp_path: Path
 ):
     cluster = grown.cluster
-    four_nodes = cluster.write_config(tmp_path / "four.yaml")  # the config that still lists it
+    four_nodes = cluster.write_config(tmp_path / "four.yaml", alerts=ALERTS)  # still lists it
     before = Services.of(cluster, list(NAMES))
-    cluster.write_config(nodes=list(NAMES[:3]))
+    cluster.write_config(nodes=list(NAMES[:3]), alerts=ALERTS)  # mini-four leaves
     grown.stale = True
     try:
         shrink = grown.deploy()
