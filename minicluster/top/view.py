@@ -52,10 +52,10 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return MISSING
     seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
+    if seconds >= 3600:  # to the nearest minute
+        hours, minutes = divmod(round(seconds / 60), 60)
         return f"{hours}h{minutes:02d}m"
+    minutes, secs = divmod(seconds, 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 

@@ -1,12 +1,14 @@
-"""Read `top`'s printed figures back into numbers and compare them with Prometheus's answers
-sampled while top ran."""
+"""Read `top`'s printed figures back into numbers and compare them with what Prometheus
+answered at every instant while top ran."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
-import threading
-from collections.abc import Callable
+import time
+
+import requests
 
 SCALES = {"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "%": 0.01, "ms": 1e-3, "": 1.0}
 PRESSURE = {"ok": 1, "warn": 2, "crit": 4}
@@ -32,53 +34,59 @@ def parse(token: str) -> tuple[float, float]:
 
 
 def check_figure(token: str, values: list[float], what: str) -> None:
-    """The printed `token` equals one of Prometheus's `values` within its printed rounding;
-    "-" means Prometheus had no such series."""
+    """The printed `token` is one of Prometheus's `values` (in time order), rounded as top
+    prints it; "-" means Prometheus had no such series."""
     if token == "-":
         assert values == [], f"{what}: top printed '-' but Prometheus answered {values}"
         return
     assert values, f"{what}: top printed {token!r} but Prometheus had no such series"
     value, half = parse(token)
-    low, high = min(values), max(values)
     slack = half + 1e-9 * max(1.0, abs(value))
-    assert low - slack <= value <= high + slack, (
-        f"{what}: top printed {token!r} ({value:g}), Prometheus answered {low:g}..{high:g}"
+    # A rate() computed at query time moves with the evaluation instant itself, so top's
+    # instant may fall between two steps of the span: between their values is "at that
+    # moment" too.
+    steps = list(itertools.pairwise(values)) or [(values[0], values[0])]
+    assert any(min(a, b) - slack <= value <= max(a, b) + slack for a, b in steps), (
+        f"{what}: top printed {token!r} ({value:g}), Prometheus answered {sorted(set(values))[:20]}"
     )
 
 
 class Sampler:
-    """Asks Prometheus every query over and over in a thread, from a first full round in
-    start() to a last full round in stop()."""
+    """Every value Prometheus gives each query at any instant of a time span: from start()
+    to stop(), each query is evaluated over the span with a 0.1 s step, so whatever instant
+    top evaluated its frame at is among them."""
 
-    def __init__(self, query: Callable[[str], list[dict]], exprs: dict[str, str]) -> None:
-        self.query, self.exprs = query, exprs
-        self.answers: dict[str, list[list[dict]]] = {key: [] for key in exprs}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    STEP = 0.1
 
-    def _round(self) -> None:
-        for key, expr in self.exprs.items():
-            self.answers[key].append(self.query(expr))
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            self._round()
+    def __init__(self, url: str, exprs: dict[str, str]) -> None:
+        self.url, self.exprs = url, exprs
+        self.answers: dict[str, list[dict]] = {}
+        self.span = (0.0, 0.0)
 
     def start(self) -> None:
-        self._round()
-        self._thread.start()
+        self.span = (time.time() - self.STEP, 0.0)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._round()
+        self.span = (self.span[0], time.time() + self.STEP)
+        for key, expr in self.exprs.items():
+            self.answers[key] = self._range(expr)
+
+    def _range(self, expr: str) -> list[dict]:
+        start, end = self.span
+        body = requests.post(
+            f"{self.url}/api/v1/query_range",
+            data={"query": expr, "start": start, "end": end, "step": self.STEP},
+            timeout=30,
+        ).json()
+        assert body["status"] == "success", f"{expr!r}: {body}"
+        return body["data"]["result"]
 
     def values(self, key: str) -> list[float]:
-        found = [float(sample["value"][1]) for answer in self.answers[key] for sample in answer]
+        found = [float(v) for series in self.answers[key] for _, v in series["values"]]
         return [v for v in found if not math.isnan(v)]
 
     def seen(self, key: str) -> set[float]:
         return set(self.values(key))
 
     def labels(self, key: str, label: str) -> set[str]:
-        return {s["metric"].get(label) for answer in self.answers[key] for s in answer}
+        return {series["metric"].get(label) for series in self.answers[key]}

@@ -1,9 +1,9 @@
 """`minicluster top --once` against the live stack (a real Prometheus, two exporters and a
 2-rank job): every figure it prints equals what Prometheus answers for the matching query
-while top runs. The queries here are written out independently of minicluster.top.queries,
-and are sampled from just before top starts until just after it exits, so a figure passes
-when it lies within the values Prometheus gave during that time (one scrape or so),
-widened by the printed rounding.
+at the moment top asked. The queries here are written out independently of
+minicluster.top.queries and evaluated at every 0.1 s of the span from just before top
+starts until just after it exits, so a figure passes when it equals one of those values
+(the span holds a scrape or two), within the printed rounding.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def test_once_prints_the_figures_prometheus_answers(live):
     # Rates over the rules' 1 m window need a minute of the job to be steady figures.
     live.wait_for_series(f'job:trainer_eta:seconds{{job_id="{live.job_id}"}}', timeout=120)
     live.wait_for_series("node:cpu_utilisation:ratio", minimum=2, timeout=120)
-    sampler = Sampler(live.query, _expressions(live))
+    sampler = Sampler(live.prometheus, _expressions(live))
     sampler.start()
     try:
         done = _top(live, "--config", str(live.config_file))
@@ -161,7 +161,7 @@ def test_once_prints_the_figures_prometheus_answers(live):
 def test_status_shows_the_same_node_figures_and_not_the_watchdog(live):
     assert live.firing("Watchdog"), "the Watchdog fires in the live stack"
     exprs = {k: v for k, v in _expressions(live).items() if "/" in k and k.startswith("mini-")}
-    sampler = Sampler(live.query, exprs)
+    sampler = Sampler(live.prometheus, exprs)
     sampler.start()
     try:
         done = subprocess.run(

@@ -72,7 +72,7 @@ def test_a_small_cluster_prints_every_row_within_80_columns():
     node = lines[2].split()
     # name, exporter, cpu, mem, pressure, gpu, rx, tx, link, util, rtt
     assert node[1:] == ["up", "50%", "25%", "ok", "90%", "1.50G", "2.50G", "5.00G", "50%", "0.40ms"]
-    assert lines[4].startswith("job 20261201-1500-ab12  20% 1000/5000  ETA 1h06m  comm 30%")
+    assert lines[4].startswith("job 20261201-1500-ab12  20% 1000/5000  ETA 1h07m  comm 30%")
     assert lines[-2] == "alerts: 1 firing  alerting pipeline alive"
     assert lines[-1].split() == ["warn", "NodeCPUSaturated0", "node=mini-00"]
 
@@ -122,8 +122,8 @@ def test_si_and_its_reading_back(value, text):
 
 
 def test_durations_and_milliseconds():
-    durations = ["0s", "45s", "5m03s", "1h06m", "25h01m"]
-    assert [duration(s) for s in (0, 45, 303, 4000, 90061)] == durations
+    durations = ["0s", "45s", "5m03s", "1h07m", "25h01m", "1h00m"]
+    assert [duration(s) for s in (0, 45, 303, 4000, 90061, 3599.6)] == durations
     assert [milliseconds(s) for s in (0.00022, 0.0123, 0.25)] == ["0.22ms", "12.3ms", "250ms"]
 
 
