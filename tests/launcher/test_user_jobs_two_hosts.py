@@ -372,3 +372,24 @@ def test_dependencies_install_once_and_a_missing_package_is_named_per_node(minis
         ) in line
     assert len(_records(out)) == runs_before  # no job was started
     _nothing_left(cluster)
+
+
+def test_a_full_disk_on_one_host_is_named_and_nothing_starts(minis, tmp_path):
+    cluster = minis
+    root = _project(tmp_path, "sharding")
+    (root / "weights.bin").write_bytes(os.urandom(256 * 1024))
+    out = tmp_path / "out"
+    jobs = "/opt/minicluster/jobs"
+    # mini-yellow's job folder on a 64 kB file system: the project does not fit.
+    cluster.yellow.run(f"mkdir -p {jobs} && mount -t tmpfs -o size=64k tmpfs {jobs}")
+    try:
+        result = _run_job(cluster, out, root, ["python", "run_distributed.py"])
+    finally:
+        cluster.yellow.run(f"umount {jobs}", check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("not started")]
+    assert "mini-yellow: receiving the files: cannot write" in line
+    assert "No space left on device" in line and "mini-red" not in line
+    print(line)
+    assert not (out / "runs").exists()  # no job was started
+    _nothing_left(cluster)
