@@ -1,4 +1,4 @@
-"""The distributed job launcher behind `minicluster run-job`, `logs` and `status`.
+"""The distributed job launcher behind `minicluster run-job`, `stop`, `logs` and `status`.
 
 plan     the torchrun command line of every node, from a Config and the CLI overrides
 remote   starting those commands on their nodes (ssh, or a local process for loopback nodes),
@@ -10,4 +10,9 @@ progress the live progress bar fed by the ranks' `step` lines
 summary  the end-of-job summary, printed and written to runs/<job_id>.json
 job      runs one job from start to summary
 prom     the few Prometheus HTTP API calls `status` needs
+usercmd  a user's `python SCRIPT.py` / `python -m MODULE` command, checked against the project
+files    which files of a project ship (git's ignore rules) and their hashes
+ship     ships a project to every node, only what changed, and verifies each copy
+receive  the node's side of shipping: its manifest, applying a delta, the job environment
+stopjob  stops a job on every node by the PIDs its record holds
 """
