@@ -260,3 +260,23 @@ def test_dependencies_install_once_per_requirements_and_a_failure_names_the_pack
         "mini-red: installing dependencies: installing requirements.txt failed: "
         "No matching distribution found for minicluster-no-such-package==1.0"
     )
+
+
+def test_dependencies_come_from_requirements_txt_else_pyproject(tmp_path):
+    assert receive.requirements(tmp_path) == ([], None)
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "p"\ndependencies = ["numpy>=1.26", "rich"]\n'
+    )
+    assert receive.requirements(tmp_path) == (
+        ["numpy>=1.26", "rich"],
+        "pyproject.toml [project].dependencies",
+    )
+    (tmp_path / "requirements.txt").write_text("psutil\n")
+    assert receive.requirements(tmp_path) == (
+        ["-r", str(tmp_path / "requirements.txt")],
+        "requirements.txt",
+    )
+    (tmp_path / "pyproject.toml").write_text("[project\n")
+    (tmp_path / "requirements.txt").unlink()
+    with pytest.raises(receive.ReceiveError, match=r"^pyproject.toml: "):
+        receive.requirements(tmp_path)
