@@ -85,3 +85,40 @@ def advise(rows: list[dict], tcp_bytes_per_second: float, world_size: int) -> li
 
 def _size(size: int) -> str:
     return f"{size // MB} MB" if size >= MB else f"{size // 1024} KB"
+
+
+def advise_training(results: dict) -> list[str]:
+    """From world size 1 against 2: the comm share of a step, the link, the bucket."""
+    scaled = results["runs"][-1]
+    fraction = scaled.get("comm_fraction") or 0.0
+    link = results["tcp"]["bytes_per_second"] or 0.0
+    grad = results["model"].get("grad_bytes") or 0
+    calls = scaled.get("allreduce_calls") or 0
+    steps = scaled.get("steps") or 1
+    tips = []
+    if fraction >= 0.3:
+        tips.append(
+            f"Communication is {fraction:.0%} of a step: set `trainer.grad_compression: "
+            "fp16` (half the bytes) or try `powersgd`, and compare the final loss."
+        )
+    else:
+        tips.append(
+            f"Communication is {fraction:.0%} of a step: compute dominates, keep "
+            "`trainer.grad_compression: none`; more ranks scale well here."
+        )
+    if link and link < SLOW_LINK and grad:
+        tips.append(
+            f"At {link * 8 / 1e9:.2f} Gbit/s the {grad / MB:.1f} MB of gradients take at "
+            f"least {grad / link * 1e3:.0f} ms per step on the wire; a faster interface "
+            "(10 GbE, Thunderbolt) or fp16 compression shortens that."
+        )
+    if calls > steps and grad < 25 * MB:
+        tips.append(
+            f"{calls / steps:.0f} all-reduce calls per step for {grad / MB:.1f} MB: raise "
+            "`trainer.bucket_cap_mb` so that one call carries a step's gradients."
+        )
+    tips.append(
+        "`minicluster bench --allreduce` measures the all-reduce from 4 KB to 256 MB "
+        "against this link, for the bucket size."
+    )
+    return tips

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from minicluster.bench.advice import advise_training
 from minicluster.launcher.summary import PHASES
 from minicluster.report.figures import human_bytes
 
@@ -94,6 +95,10 @@ def render_markdown(results: dict, plots: dict[str, Path]) -> str:
         "All-reduce seconds include the wait for the slower rank, so a low ratio with a "
         "high comm fraction points at a straggler or at per-call latency (small buckets), "
         "not only at the link.",
+        "",
+        "## What to change",
+        "",
+        *[f"- {tip}" for tip in advise_training(results)],
         "",
     ]
     return "\n".join(lines)

@@ -31,3 +31,27 @@ def test_fast_link_keeps_none_and_a_late_knee_raises_the_bucket():
     assert "grad_compression: none" in tips[0]
     assert any("bucket_cap_mb: 256" in t for t in tips)
     assert any("only 20% of raw TCP" in t and "interface" in t for t in tips)
+
+
+def training_results(comm_fraction: float, link: float, calls: int, steps: int = 10) -> dict:
+    return {
+        "runs": [
+            {"comm_fraction": 0.0},
+            {"comm_fraction": comm_fraction, "allreduce_calls": calls, "steps": steps},
+        ],
+        "tcp": {"bytes_per_second": link},
+        "model": {"grad_bytes": 6 * MB},
+    }
+
+
+def test_a_comm_bound_step_on_1_gbe_gets_compression_a_faster_link_and_bigger_buckets():
+    tips = advice.advise_training(training_results(0.55, 118e6, calls=30))
+    assert "grad_compression: fp16" in tips[0] and "55%" in tips[0]
+    assert any("0.94 Gbit/s" in t and "53 ms" in t for t in tips)
+    assert any("3 all-reduce calls per step" in t and "bucket_cap_mb" in t for t in tips)
+
+
+def test_a_compute_bound_step_keeps_none():
+    tips = advice.advise_training(training_results(0.06, 5e9, calls=10))
+    assert "grad_compression: none" in tips[0]
+    assert not any("bucket_cap_mb" in t or "Gbit/s" in t for t in tips)
