@@ -62,6 +62,9 @@ A cluster of any size (the first name is the master), e.g. in a session fixture:
 It pins each host's sshd (and so its exporter and ranks) to one core, round robin, with
 OMP_NUM_THREADS=1 (pin_cpus=False leaves scheduling alone, as `two_minis` does).
 
+Shaped links: `tests.hosts.shaping.shaped(cluster.lan, "1gbit")` (or "10gbit", or bits/s)
+limits every host's en0 with tc tbf for a `with` block; `shape`/`unshape` do it by hand.
+
 Nothing is deployed by the fixture: run `minicluster deploy --config <config_path>` (see
 tests/deploy/conftest.py for a module fixture that does, once). Teardown kills every
 process in the hosts' namespaces (all of them were started by the harness or through it)
