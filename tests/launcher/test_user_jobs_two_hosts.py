@@ -34,7 +34,7 @@ EXAMPLES = REPO / "examples"
 JOB_PROCESS_MARKERS = ("torch.distributed.run", "minicluster.track.observe")
 # examples/ddp_*/train.py's model: Linear(64, 128) and Linear(128, 10), float32.
 GRAD_BYTES = (64 * 128 + 128 + 128 * 10 + 10) * 4
-LINGER = 6  # seconds each rank's /metrics stays up after the end: past a few 2 s scrapes
+LINGER = 10  # seconds each rank's /metrics stays up after the end: discovery and a few scrapes
 
 BOOM = """\
 import os
@@ -257,7 +257,8 @@ def test_the_plain_example_is_observed_without_a_line_of_code(minis, tmp_path):
     got = _rank_values(
         prom, f'last_over_time(trainer_allreduce_bytes_total{{job_id="{job}"}}[10m])'
     )
-    assert got == dict.fromkeys(ranks, steps * GRAD_BYTES)
+    scraped = prom.query(f'max_over_time(up{{job_id="{job}"}}[10m])')
+    assert got == dict.fromkeys(ranks, steps * GRAD_BYTES), [s.labels for s in scraped]
     selector = f'job_id="{job}", op="all_reduce"'
     got = _rank_values(prom, f"last_over_time(trainer_collective_bytes_total{{{selector}}}[10m])")
     assert got == dict.fromkeys(ranks, 2 * 4)
