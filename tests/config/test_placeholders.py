@@ -171,6 +171,7 @@ COMMANDS = [
     ["run-job", "--steps", "5"],
     ["logs", "20260101-000000-abcd"],
     ["stop", "20260101-000000-abcd"],
+    ["bench", "--config", "config.yaml"],
     ["bench", "--allreduce", "--config", "config.yaml"],
 ]
 
