@@ -8,15 +8,20 @@ connection's thread, so a slow client cannot stall the accept loop.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import html
 import json
 import logging
+import os
+import resource
 import socket
 import socketserver
 import ssl
 import sys
 import threading
+import time
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -32,9 +37,75 @@ log = logging.getLogger("exporters")
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
 # Prometheus keeps its connection open between scrapes; close it after a quiet minute.
 IDLE_TIMEOUT_SECONDS = 60.0
+# From a request's first byte to the end of its headers; a slow drip is closed after this.
+HEADER_TIMEOUT_SECONDS = 10.0
+MAX_CONNECTIONS = 256
+# File descriptors kept free of connections for collectors, the textfile directory and logs.
+FD_RESERVE = 16
+ERROR_LOG_INTERVAL_SECONDS = 60.0
+FAILED_AUTH_DELAY_SECONDS = 0.5
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 # Leave Prometheus this much of its scrape timeout to receive the answer.
 SCRAPE_TIMEOUT_MARGIN_SECONDS = 0.5
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open client connection: what it is doing and since when."""
+
+    sock: socket.socket
+    state: str = "idle"  # idle: waiting for a request; headers: reading one; busy: answering
+    since: float = field(default_factory=time.monotonic)
+    dropped: bool = False
+    # Made an authorized request: dropped only after every untrusted idle connection.
+    trusted: bool = False
+
+    def mark(self, state: str) -> None:
+        self.since, self.state = time.monotonic(), state
+
+    def drop(self) -> None:
+        """Wake the connection's thread with end-of-file; that thread closes the socket."""
+        self.dropped = True
+        # socket.socket's own shutdown, also for an SSLSocket: no TLS close_notify from
+        # this thread while the connection's thread may be using the TLS state.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+
+
+def connection_cap(limit: int = MAX_CONNECTIONS) -> int:
+    """At most `limit` connections, fewer when the open-file limit would run out first:
+    past it accept() fails and no scrape gets through at all."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return limit
+    try:
+        in_use = len(os.listdir("/dev/fd"))
+    except OSError:
+        in_use = 16
+    return max(4, min(limit, soft - in_use - FD_RESERVE))
+
+
+class ErrorLog:
+    """One line per kind of error and at most one a minute per kind, never a traceback:
+    anyone who can connect can cause errors, and launchd's log is not rotated by itself."""
+
+    def __init__(self, interval: float = ERROR_LOG_INTERVAL_SECONDS):
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def report(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(kind)
+            if last is not None and now - last < self.interval:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return
+            self._last[kind] = now
+            suppressed = self._suppressed.pop(kind, 0)
+        more = f" ({suppressed} more since the last report)" if suppressed else ""
+        log.warning("%s: %s%s", kind, message, more)
 
 
 class ExporterServer(ThreadingHTTPServer):
@@ -55,7 +126,50 @@ class ExporterServer(ThreadingHTTPServer):
         self.scrape_slots = threading.BoundedSemaphore(options.max_concurrent_scrapes)
         self.encoder = TextEncoder()
         self._last_body: tuple[list, bool, bytes] | None = None
+        self.max_connections = connection_cap()
+        self.connections: dict[socket.socket, Connection] = {}
+        self._connections_lock = threading.Lock()
+        self._current = threading.local()
+        self.errors = ErrorLog()
         super().__init__((options.listen_host, options.listen_port), Handler)
+        threading.Thread(target=self._reap, name="reaper", daemon=True).start()
+
+    def process_request(self, request, client_address) -> None:
+        """Admit a new connection: past the cap the longest-idle one is dropped for it (one
+        that never made an authorized request first, so a flood of fresh connections does
+        not push out Prometheus' kept-alive one); with none idle the new one is closed, so
+        open files never run out."""
+        with self._connections_lock:
+            if len(self.connections) >= self.max_connections:
+                idle = [c for c in self.connections.values() if c.state == "idle" and not c.dropped]
+                if not idle:
+                    self.errors.report("connection refused", "every connection slot is busy")
+                    self.shutdown_request(request)
+                    return
+                min(idle, key=lambda c: (c.trusted, c.since)).drop()
+            self.connections[request] = Connection(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:
+        with self._connections_lock:
+            self.connections.pop(request, None)
+        super().shutdown_request(request)
+
+    def _reap(self) -> None:
+        """Close connections idle longer than IDLE_TIMEOUT_SECONDS or stuck in their headers
+        longer than HEADER_TIMEOUT_SECONDS (a socket timeout restarts with every byte)."""
+        limits = {"idle": IDLE_TIMEOUT_SECONDS, "headers": HEADER_TIMEOUT_SECONDS}
+        while True:
+            time.sleep(1.0)
+            now = time.monotonic()
+            with self._connections_lock:
+                for connection in self.connections.values():
+                    limit = limits.get(connection.state)
+                    if limit is not None and now - connection.since > limit:
+                        connection.drop()
+
+    def current_connection(self) -> Connection | None:
+        return getattr(self._current, "connection", None)
 
     def body(self, families: list, gzipped: bool) -> bytes:
         """The encoded (and maybe gzipped) scrape; scrapes that joined one collection get
@@ -83,6 +197,9 @@ class ExporterServer(ThreadingHTTPServer):
         return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def finish_request(self, request, client_address) -> None:
+        with self._connections_lock:
+            record = self.connections.get(request)
+        self._current.connection = record
         if self.tls is None:
             super().finish_request(request, client_address)
             return
@@ -92,6 +209,10 @@ class ExporterServer(ThreadingHTTPServer):
         except (OSError, ssl.SSLError) as exc:
             log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
             return
+        if record is not None:
+            with self._connections_lock:
+                # wrap_socket detached `request`: shutting down means the TLS socket now.
+                record.sock = connection
         try:
             self.RequestHandlerClass(connection, client_address, self)
         finally:
@@ -103,7 +224,9 @@ class ExporterServer(ThreadingHTTPServer):
             # The client went away mid-answer: its problem, not worth a traceback.
             log.debug("connection from %s ended: %s", client_address[0], error)
             return
-        log.exception("error while answering %s", client_address[0])
+        # Anyone who can connect can cause this: one line per kind, no traceback.
+        kind = type(error).__name__ if error else "error"
+        self.errors.report(kind, f"while answering {client_address[0]}: {error}")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -117,15 +240,56 @@ class Handler(BaseHTTPRequestHandler):
         # Headers and body go out in two writes; without this, Nagle holds the body until
         # the client's delayed ACK (40 ms) on a kept-alive connection, as Prometheus uses.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.tracked = self.server.current_connection()
+
+    def handle_one_request(self) -> None:
+        tracked = self.tracked
+        if tracked is None:
+            super().handle_one_request()
+            return
+        tracked.mark("idle")
+        try:
+            first = self.rfile.peek(1)  # waits for the request's first byte
+        except (OSError, ValueError):
+            first = b""
+        if not first or tracked.dropped:
+            self.close_connection = True
+            return
+        tracked.mark("headers")
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers
+        if self.tracked is not None:
+            self.tracked.mark("busy")
+        return parsed
 
     def do_GET(self) -> None:
-        if self.server.auth and not self.server.auth.check(self.headers.get("Authorization")):
+        auth = self.server.auth
+        verdict = auth.verdict(self.headers.get("Authorization")) if auth else "ok"
+        if verdict != "ok":
+            # A refused request waits before its answer, asleep and so off the GIL: a
+            # client looping on wrong passwords then sends a few a second, not thousands,
+            # and cannot starve the threads answering scrapes. A scraper with the right
+            # password never waits here.
+            time.sleep(FAILED_AUTH_DELAY_SECONDS)
+        if verdict == "busy":
+            # Every hashing slot is taken by unchecked passwords: answer, do not queue.
+            self._send(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                b"Too many password checks\n",
+                headers={"Retry-After": "1"},
+            )
+            return
+        if verdict != "ok":
             self._send(
                 HTTPStatus.UNAUTHORIZED,
                 b"Unauthorized\n",
                 headers={"WWW-Authenticate": 'Basic realm="minicluster exporter"'},
             )
             return
+        if self.tracked is not None:
+            self.tracked.trusted = True
         path = urlsplit(self.path).path
         route = {
             "/metrics": self._metrics,

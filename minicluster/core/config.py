@@ -356,23 +356,95 @@ def parse_config(data: object, source: str) -> Config:
     return config
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config.yaml."""
-    source = str(path)
+# A config.yaml is a few KB; these bound what a hostile or broken file can cost to read.
+MAX_FILE_BYTES = 1 << 20
+MAX_NESTING = 32
+MAX_EXPANDED_NODES = 100_000
+
+
+class _BoundedLoader(_UniqueKeyLoader):
+    """Refuses nesting deeper than MAX_NESTING while composing (the composer recurses)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_NESTING} levels", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has once aliases are expanded (billion laughs)."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in active:
+            raise ValueError("an alias refers to a node that contains it")
+        active.add(id(node))
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        active.discard(id(node))
+        sizes[id(node)] = min(total, MAX_EXPANDED_NODES + 1)
+        return sizes[id(node)]
+
+    return size(root)
+
+
+def read_yaml(path: str | Path, source: str) -> object:
+    """Parse a YAML file with bounded size, nesting and alias expansion; every problem is
+    one ConfigError naming the file."""
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(source, "", "no such file") from None
     except OSError as exc:
         raise ConfigError(source, "", f"cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(source, "", f"larger than {MAX_FILE_BYTES // 1024} KiB")
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start})") from None
+    loader = _BoundedLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        if _expanded_size(root) > MAX_EXPANDED_NODES:
+            raise ConfigError(
+                source, "", f"aliases expand to more than {MAX_EXPANDED_NODES} values"
+            )
+        return loader.construct_document(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, "", f"{line}invalid YAML: {problem}") from None
-    return parse_config(data, source)
+    except (ValueError, RecursionError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise ConfigError(source, "", f"invalid YAML: {reason}") from None
+    finally:
+        loader.dispose()
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config.yaml."""
+    source = str(path)
+    return parse_config(read_yaml(path, source), source)
 
 
 # --- checks across fields ------------------------------------------------------------------
