@@ -8,12 +8,14 @@ from pathlib import Path
 from tests.bench.netns import torchrun_pair
 
 
-def train_pair(lan, work: Path, steps: int, *flags: str) -> dict[int, dict]:
+def train_pair(
+    lan, work: Path, steps: int, *flags: str, model: str = "mlp", batch_size: int = 32
+) -> dict[int, dict]:
     """rank -> its `summary` fields, for a job with `flags` (e.g. --grad-compression)."""
-    name = "-".join(f.strip("-") for f in flags) or "plain"
+    name = "-".join([model, *(f.strip("-") for f in flags)])
     program = [
         "minicluster.trainer", "--job-id", f"pair-{name}", "--steps", str(steps),
-        "--batch-size", "32", "--model", "mlp", "--device", "cpu", "--seed", "0",
+        "--batch-size", str(batch_size), "--model", model, "--device", "cpu", "--seed", "0",
         "--metrics-address", "127.0.0.1", "--metrics-base-port", "9470",
         "--checkpoint-interval", "0", "--linger", "0", "--log-interval", "1000",
         "--checkpoint-dir", str(work / name / "ckpt"), "--log-dir", str(work / name / "logs"),

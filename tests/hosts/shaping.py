@@ -7,11 +7,12 @@ Each host's en0 sends through its own bucket, so a flow from one host to another
 limited in both directions, as on a real 1 GbE or 10 GbE link between two Minis. netem
 (delay, loss) is not available on every kernel; tbf is, and the rate is what matters here.
 
-The bucket's size (burst) must hold at least one tick of traffic at the rate (the kernel
-refills it once per timer tick, HZ 100..1000) and at least one GSO super-packet (64 KB,
-the veth passes them whole), else tbf drops what it cannot ever send and the rate falls
-short: burst = max(rate x 4 ms, 256 KB). The queue (latency) holds 20 ms at the rate,
-well above one TCP window's burst, so TCP is never starved by tail drops.
+The bucket's size (burst) is what may leave at the veth's own speed after an idle spell,
+so it is kept small: 1 ms of traffic at the rate, and at least two GSO super-packets (64 KB
+each, the veth passes them whole; a smaller bucket could never send one). tbf refills on
+a high-resolution timer, so a burst below one timer tick still gives the full rate. The
+queue (latency) holds 20 ms at the rate, above one TCP window's burst, so TCP is not
+starved by tail drops.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from collections.abc import Iterator
 from tests.hosts.network import HOST_INTERFACE, Lan
 
 RATES = {"1gbit": 10**9, "10gbit": 10**10}
-TICK_SECONDS = 0.004
-MIN_BURST = 256 * 1024
+BURST_SECONDS = 0.001
+MIN_BURST = 128 * 1024
 LATENCY = "20ms"
 
 
@@ -38,7 +39,7 @@ def rate_bits(rate: str | int) -> int:
 
 def tbf_args(rate: str | int) -> list[str]:
     bits = rate_bits(rate)
-    burst = max(int(bits / 8 * TICK_SECONDS), MIN_BURST)
+    burst = max(int(bits / 8 * BURST_SECONDS), MIN_BURST)
     return ["tbf", "rate", f"{bits}bit", "burst", str(burst), "latency", LATENCY]
 
 
