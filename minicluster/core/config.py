@@ -11,11 +11,18 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from minicluster.core import layout
 from minicluster.core.collectors import COLLECTOR_NAMES
@@ -30,6 +37,36 @@ TCC_PROTECTED = ("Documents", "Desktop", "Downloads")
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
+# POSIX portable user names; never a leading '-', which ssh would read as an option.
+_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+# Interface names as ifconfig and ip print them (IFNAMSIZ: at most 15 characters).
+_INTERFACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$")
+# A login name that is one ini value: no newline could start a new section in grafana.ini.
+_LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+
+
+def _one_line(value: str) -> str:
+    """Paths and text that reach a shell, ssh, an ini or plist file or an environment
+    assignment: no newline, NUL or other control character."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{value!r} must be one line with no control characters")
+    return value
+
+
+def _absolute_path(value: str) -> str:
+    _one_line(value)
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must be an absolute path (launchd has no working dir)")
+    return value
+
+
+def _numeric(annotation: object) -> bool:
+    """True for int/float fields, also inside Annotated[...] and `X | None`."""
+    if annotation in (int, float):
+        return True
+    return get_origin(annotation) in (Union, Annotated, type(int | None)) and any(
+        _numeric(arg) for arg in get_args(annotation)
+    )
 
 
 class ConfigError(Exception):
@@ -44,6 +81,14 @@ class ConfigError(Exception):
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: object, info: ValidationInfo) -> object:
+        # pydantic reads `true` as 1: a port or count must be written as a number.
+        if isinstance(value, bool) and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"{str(value).lower()} is a boolean; a number is expected")
+        return value
+
 
 class ClusterSettings(_Section):
     name: str = "minicluster"
@@ -53,7 +98,7 @@ class ClusterSettings(_Section):
     def _name(cls, value: str) -> str:
         # The name is Prometheus' external label `cluster`: 3.x expands $VAR and ${VAR} in
         # external label values and 2.42 does not, so only characters both read alike.
-        if not _CLUSTER_NAME.match(value):
+        if not _CLUSTER_NAME.fullmatch(value):
             raise ValueError(
                 f"{value!r}: use letters, digits, '.', '_' and '-' (up to 63, starting with a "
                 "letter or digit); it becomes Prometheus' external label, where 3.x expands '$'"
@@ -83,7 +128,7 @@ class NodeSettings(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise ValueError("must be lower-case letters, digits and '-' (a DNS label)")
         return value
 
@@ -93,15 +138,52 @@ class NodeSettings(_Section):
         try:
             ipaddress.ip_address(value)
         except ValueError:
-            if not _HOSTNAME.match(value):
+            if not _HOSTNAME.fullmatch(value):
                 raise ValueError(f"{value!r} is neither an IP address nor a host name") from None
         return value
 
     @field_validator("install_dir", "python")
     @classmethod
     def _absolute(cls, value: str) -> str:
+        _one_line(value)
         if not PurePosixPath(value).is_absolute():
             raise ValueError(f"{value!r} must be an absolute path (launchd has no working dir)")
+        return value
+
+    @field_validator("install_dir")
+    @classmethod
+    def _install_dir(cls, value: str) -> str:
+        # It is assigned in the remote launch's environment (VAR=value): '=' and spaces split it.
+        if "=" in value or any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} must have no '=' and no spaces")
+        return value
+
+    @field_validator("ssh_user")
+    @classmethod
+    def _ssh_user(cls, value: str) -> str:
+        if not _USER.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a user name (letters, digits, '_', '.', '-', not starting "
+                "with '-' or a digit, up to 32)"
+            )
+        return value
+
+    @field_validator("interface")
+    @classmethod
+    def _interface(cls, value: str) -> str:
+        if not _INTERFACE.fullmatch(value):
+            raise ValueError(f"{value!r} is not an interface name (like en0 or bridge0)")
+        return value
+
+    @field_validator("ssh_key", "ssh_known_hosts_file")
+    @classmethod
+    def _ssh_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _one_line(value)
+        # Given to ssh as -o UserKnownHostsFile=..., where whitespace separates files.
+        if any(c.isspace() for c in value) or value.startswith("-"):
+            raise ValueError(f"{value!r} must have no spaces and not start with '-'")
         return value
 
     @property
@@ -143,6 +225,11 @@ class ExporterSettings(_Section):
     def _textfile_directory(cls, value: str | None) -> str | None:
         return None if value is None else cls.check_textfile_directory(value)
 
+    @field_validator("web_config_file")
+    @classmethod
+    def _web_config_file(cls, value: str | None) -> str | None:
+        return None if value is None else _absolute_path(value)
+
     @staticmethod
     def check_textfile_directory(value: str) -> str:
         """The exporter runs from launchd with no useful working directory: absolute only."""
@@ -163,6 +250,11 @@ class PrometheusSettings(_Section):
     sd_refresh_seconds: Annotated[int, Field(ge=1, le=600)] = 5
     retention: Annotated[str, Field(pattern=r"^[0-9]+(ms|s|m|h|d|w|y)$")] = "15d"
 
+    @field_validator("binary")
+    @classmethod
+    def _binary(cls, value: str) -> str:
+        return _absolute_path(value)
+
 
 class AlertmanagerSettings(_Section):
     port: Port = 9093
@@ -171,6 +263,23 @@ class AlertmanagerSettings(_Section):
     webhook_url: str | None = None
     group_wait_seconds: Annotated[int, Field(ge=0)] = 10
     repeat_interval_hours: Annotated[int, Field(ge=1)] = 4
+
+    @field_validator("binary")
+    @classmethod
+    def _binary(cls, value: str) -> str:
+        return _absolute_path(value)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{value!r} must be an http:// or https:// URL")
+        if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError(f"{value!r} must have no whitespace or control characters")
+        return value
 
 
 class GrafanaSettings(_Section):
@@ -181,6 +290,30 @@ class GrafanaSettings(_Section):
     # Generated on first render, mode 0600, outside the repository.
     admin_password_file: str = "~/.config/minicluster/grafana-admin-password"
     secret_key_file: str = "~/.config/minicluster/grafana-secret-key"
+
+    @field_validator("binary", "homepath")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        return _absolute_path(value)
+
+    @field_validator("admin_user")
+    @classmethod
+    def _admin_user(cls, value: str) -> str:
+        if not _LOGIN.fullmatch(value):
+            raise ValueError(
+                f"{value!r}: use letters, digits and . _ @ + - (up to 64, one line); it is "
+                "written into grafana.ini"
+            )
+        return value
+
+    @field_validator("admin_password_file", "secret_key_file")
+    @classmethod
+    def _secret_file(cls, value: str) -> str:
+        _one_line(value)
+        # grafana.ini reads it as $__file{path}: a brace would end the path early.
+        if "{" in value or "}" in value:
+            raise ValueError(f"{value!r} must have no braces")
+        return value
 
 
 class TrainerSettings(_Section):
@@ -213,6 +346,14 @@ class TrainerSettings(_Section):
     grad_compression: Literal["none", "fp16", "bf16", "powersgd"] = "none"
     # DDP's gradient bucket size: fewer, larger all-reduces amortise per-call latency.
     bucket_cap_mb: Annotated[float, Field(gt=0, le=1024)] = 25.0
+
+    @field_validator("checkpoint_dir", "log_dir")
+    @classmethod
+    def _node_dir(cls, value: str) -> str:
+        _one_line(value)
+        if "=" in value:
+            raise ValueError(f"{value!r} must have no '='")
+        return value
 
     def resolve_dir(self, value: str, node: NodeSettings) -> str:
         return layout.resolve(node, value)
