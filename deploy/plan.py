@@ -26,6 +26,7 @@ from pathlib import PurePosixPath
 import yaml
 from pyinfra.api import Host, State
 from pyinfra.api.operation import add_op
+from pyinfra.facts.files import Directory
 from pyinfra.operations import brew, files, server
 
 from minicluster.core import layout
@@ -33,6 +34,7 @@ from minicluster.core.config import Config, NodeSettings
 from minicluster.deploy import services, stack
 from minicluster.deploy.facts import Executable, LaunchdService, TextFile, TreeDigest
 from minicluster.deploy.wheel import Wheel, install_commands
+from minicluster.render import newsyslog
 from minicluster.render.bundle import PRIVATE
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 
@@ -237,6 +239,10 @@ class NodePlanner:
         )
         change = services.Change(plist=plist.will_change, restart=reinstalled or inputs.will_change)
         self.service("exporter", label, change)
+        # macOS's newsyslog reads /etc/newsyslog.d; a host without that folder has no newsyslog.
+        if self.fact(Directory, path=str(PurePosixPath(newsyslog.CONF_PATH).parent)):
+            text = newsyslog.newsyslog_conf(self.config, node)
+            self.put("log rotation (newsyslog)", text, newsyslog.CONF_PATH, "644", True)
 
     # --- the master ---------------------------------------------------------------------
 

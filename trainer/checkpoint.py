@@ -13,7 +13,9 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -83,6 +85,23 @@ class CheckpointStore:
     def prune(self, keep: int = KEEP) -> None:
         for step in self.steps()[:-keep]:
             self.path(step).unlink(missing_ok=True)
+
+    def prune_old_jobs(self, max_age_days: float, now: float | None = None) -> list[Path]:
+        """Remove other jobs' checkpoint folders whose newest file is older than
+        `max_age_days`. A folder holding anything but checkpoints is left alone."""
+        limit = (time.time() if now is None else now) - max_age_days * 86400
+        removed = []
+        parent = self.directory.parent
+        for folder in parent.iterdir() if parent.is_dir() else ():
+            if folder == self.directory or folder.is_symlink() or not folder.is_dir():
+                continue
+            files = list(folder.iterdir())
+            ours = all(_NAME.match(f.name) or f.name.startswith(_TEMP_PREFIX) for f in files)
+            newest = max((f.stat().st_mtime for f in files), default=folder.stat().st_mtime)
+            if ours and newest < limit:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
 
     def remove_stale_temp_files(self) -> None:
         """Temp files of writers that died mid-save (their pid is in the name)."""

@@ -231,7 +231,8 @@ class Trainer:
                 "counters": counters,
             }
             self.store.save(stats.steps, state)
-            self.store.prune()
+            self.store.prune(self.run.trainer.checkpoint_keep_last)
+            self.store.prune_old_jobs(self.run.trainer.checkpoint_max_age_days)
 
     def summary(self) -> dict:
         return self.track.summary()

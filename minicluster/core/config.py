@@ -335,6 +335,10 @@ class TrainerSettings(_Section):
     # Relative paths are below each node's install_dir.
     checkpoint_dir: str = "checkpoints"
     checkpoint_interval: Annotated[int, Field(ge=0)] = 50
+    # Saves kept per job (at least 2: a node may be one save ahead of the others), and how
+    # old a job's newest checkpoint may get before its folder is removed.
+    checkpoint_keep_last: Annotated[int, Field(ge=2, le=1000)] = 2
+    checkpoint_max_age_days: PositiveFloat = 30.0
     log_dir: str = "logs"
     max_restarts: Annotated[int, Field(ge=0, le=100)] = 3
     # torch.distributed's gloo default is 30 minutes; a dead peer should fail a job sooner.

@@ -86,8 +86,14 @@ def write_files(
         path.parent.mkdir(parents=True, exist_ok=True)
         data = content.encode() if isinstance(content, str) else content
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.chmod(0o600 if relative in PRIVATE else 0o644)
+        tmp.unlink(missing_ok=True)  # left by an interrupted render
+        # Created with its final mode: a private file is never readable by others, not
+        # even between creation and a chmod.
+        mode = 0o600 if relative in PRIVATE else 0o644
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, mode)  # the umask may have narrowed a public file's mode
         os.replace(tmp, path)
         written.append(path)
     keep = {out_dir / relative for relative in files}
