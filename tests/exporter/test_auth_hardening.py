@@ -16,6 +16,9 @@ import time
 import bcrypt
 import pytest
 
+from minicluster.exporter import server as server_module
+from tests.exporter.conftest import make_options
+from tests.exporter.fakes import linux_sources
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
@@ -227,3 +230,36 @@ def test_idle_connection_flood_under_a_low_file_limit(exporter):
             sock.close()
     log = stop_and_read_log(process)
     assert "Traceback" not in log
+
+
+def test_headers_dripped_slowly_are_cut_off_at_the_header_deadline(serve, tmp_path, monkeypatch):
+    monkeypatch.setattr(server_module, "HEADER_TIMEOUT_SECONDS", 1.0)
+    exporter = serve(make_options(tmp_path), sources=linux_sources(), platform="linux")
+    port = exporter.server_address[1]
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    began = time.monotonic()
+    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    closed_after = None
+    for _ in range(40):  # one header line every 0.25 s: each byte would reset a timeout
+        time.sleep(0.25)
+        try:
+            sock.sendall(b"X-Drip: 1\r\n")
+        except OSError:
+            closed_after = time.monotonic() - began
+            break
+    sock.close()
+    # The deadline (1 s) plus the reaper's 1 s tick, with room for a busy machine.
+    assert closed_after is not None and closed_after < 5.0, closed_after
+
+
+def test_errors_are_one_line_per_kind_and_rate_limited(caplog):
+    errors = server_module.ErrorLog(interval=60.0)
+    with caplog.at_level("WARNING", logger="exporters"):
+        for _ in range(100):
+            errors.report("ValueError", "while answering 127.0.0.1: bad")
+        errors.report("KeyError", "while answering 127.0.0.1: 'x'")
+    assert [r.getMessage() for r in caplog.records] == [
+        "ValueError: while answering 127.0.0.1: bad",
+        "KeyError: while answering 127.0.0.1: 'x'",
+    ]
+    assert all(r.exc_info is None for r in caplog.records)
