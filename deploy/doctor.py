@@ -61,6 +61,7 @@ class Check:
     ok: bool | None  # None: could not be checked because an earlier check failed
     detail: str
     fix: str = ""
+    warning: bool = False  # passed, but the fix is worth doing (an old service version)
 
 
 class Remote:
@@ -271,7 +272,10 @@ def check_disk(remote: Remote, config: Config) -> Check:
 
 def check_stack_versions(master: Remote, config: Config) -> list[Check]:
     found = versions.master_versions(master.run, versions.configured_binaries(config))
-    return [Check(master.node.name, f"{a.service} version", a.ok, a.detail, a.fix) for a in found]
+    return [
+        Check(master.node.name, f"{a.service} version", a.ok, a.detail, a.fix, a.warning)
+        for a in found
+    ]
 
 
 def _guarded(node: str, name: str, check: Callable[[], Check | list[Check]]) -> list[Check]:

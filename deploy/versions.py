@@ -92,6 +92,9 @@ class Assessment:
     ok: bool
     detail: str
     fix: str = ""
+    # Older than the supported minimum but running: doctor warns and does not fail, since
+    # most of the stack still works (the README names what needs the newer version).
+    warning: bool = False
 
 
 def assess(service: str, binary: str, output: str, optional: bool = False) -> Assessment:
@@ -115,9 +118,10 @@ def assess(service: str, binary: str, output: str, optional: bool = False) -> As
         return Assessment(
             service,
             version,
-            False,
+            True,
             f"{dotted(version)} is older than {dotted(minimum)}, the oldest minicluster supports",
             upgrade,
+            warning=True,
         )
     return Assessment(service, version, True, f"{dotted(version)} (>= {dotted(minimum)})")
 

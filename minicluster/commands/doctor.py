@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from minicluster.deploy.doctor import Check
 
 MARKS = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]not checked[/]"}
+WARN = "[yellow]warn[/]"
+
+
+def mark(check: Check) -> str:
+    return WARN if check.warning else MARKS[check.ok]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +50,7 @@ def table(checks: list[Check], width: int | None = None) -> Table:
         if last_node is not None and check.node != last_node:
             result.add_section()
         last_node = check.node
-        result.add_row(check.node, check.name, MARKS[check.ok], check.detail, check.fix)
+        result.add_row(check.node, check.name, mark(check), check.detail, check.fix)
     return result
 
 
@@ -62,9 +67,9 @@ def _narrow_table(checks: list[Check]) -> Table:
         text = Text(check.name, style="bold")
         if check.detail:
             text.append(f"\n{check.detail}")
-        if check.fix and check.ok is not True:
+        if check.fix and (check.ok is not True or check.warning):
             text.append(f"\nfix: {check.fix}", style="yellow")
-        result.add_row(check.node if check.node != last_node else "", MARKS[check.ok], text)
+        result.add_row(check.node if check.node != last_node else "", mark(check), text)
         last_node = check.node
     return result
 
@@ -82,5 +87,9 @@ def run(args: argparse.Namespace) -> int:
         names = "; ".join(f"{check.node}: {check.name}" for check in problems)
         console.print(f"[red]{len(problems)} check(s) failed:[/] {names}", soft_wrap=True)
         return 1
+    warned = [check for check in checks if check.warning]
+    if warned:
+        names = "; ".join(f"{check.node}: {check.name}" for check in warned)
+        console.print(f"[yellow]{len(warned)} warning(s):[/] {names}", soft_wrap=True)
     console.print(f"all {len(checks)} checks passed on {len(config.nodes)} nodes")
     return 0

@@ -70,10 +70,10 @@ def test_supported_versions_pass(service, name):
     assert result.fix == ""
 
 
-def test_an_old_prometheus_fails_with_the_upgrade_beside_it():
+def test_an_old_prometheus_is_a_warning_with_the_upgrade_beside_it():
     output = fixture("prometheus-2.27.0.txt")
     result = versions.assess("prometheus", "/opt/homebrew/bin/prometheus", output)
-    assert result.ok is False
+    assert (result.ok, result.warning) == (True, True)
     assert result.detail == "2.27.0 is older than 2.42.0, the oldest minicluster supports"
     assert result.fix == "brew upgrade prometheus"
 
@@ -81,7 +81,7 @@ def test_an_old_prometheus_fails_with_the_upgrade_beside_it():
 def test_an_old_grafana_outside_homebrew_names_the_version_to_install():
     output = fixture("grafana-server-6.7.1.txt")
     result = versions.assess("grafana", "/usr/sbin/grafana-server", output)
-    assert result.ok is False
+    assert (result.ok, result.warning) == (True, True)
     assert result.detail == "6.7.1 is older than 12.2.0, the oldest minicluster supports"
     assert result.fix == "install grafana 12.2.0 or newer at /usr/sbin/grafana-server"
 
@@ -182,7 +182,7 @@ class _Master:
         return True, answer, ""
 
 
-def test_doctor_reports_each_version_on_the_master_and_fails_an_old_one():
+def test_doctor_reports_each_version_on_the_master_and_warns_of_an_old_one():
     config = load_config(EXAMPLE_CONFIG)
     master = _Master(
         {
@@ -192,11 +192,12 @@ def test_doctor_reports_each_version_on_the_master_and_fails_an_old_one():
         }
     )
     checks = doctor.check_stack_versions(master, config)
-    assert [(c.node, c.name, c.ok) for c in checks] == [
-        ("mini-red", "prometheus version", True),
-        ("mini-red", "alertmanager version", True),
-        ("mini-red", "grafana version", False),
+    assert [(c.node, c.name, c.ok, c.warning) for c in checks] == [
+        ("mini-red", "prometheus version", True, False),
+        ("mini-red", "alertmanager version", True, False),
+        ("mini-red", "grafana version", True, True),
     ]
+    assert doctor.failed(checks) == []
     assert checks[0].detail == "3.11.2 (>= 2.42.0)"
     assert checks[2].fix == "brew upgrade grafana"
     assert "/opt/homebrew/bin/grafana --version 2>&1" in master.commands[0]
@@ -209,3 +210,19 @@ def test_no_answer_from_the_master_is_an_error_not_three_missing_binaries():
 
     with pytest.raises(RuntimeError, match="no version answer from the master: zsh"):
         doctor.check_stack_versions(Silent({}), load_config(EXAMPLE_CONFIG))
+
+
+def test_an_old_version_shows_as_a_warning_with_its_fix_and_doctor_still_passes():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from minicluster.commands.doctor import table
+
+    old = doctor.Check("mini-red", "grafana version", True, "6.7.1 is older than 12.2.0",
+                       "brew upgrade grafana", warning=True)  # fmt: skip
+    for width in (80, 250):
+        out = StringIO()
+        Console(file=out, width=width, color_system=None).print(table([old], width))
+        text = out.getvalue()
+        assert "warn" in text and "brew upgrade grafana" in text and "FAIL" not in text
