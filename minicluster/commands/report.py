@@ -42,12 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def prometheus_url(config: Config) -> str:
-    address = config.master.address
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{config.prometheus.port}"
-
-
 def _config(args: argparse.Namespace) -> Config | None:
     try:
         return config_from_args(args)
@@ -63,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if args.since <= 0:
         raise UsageError("--since must be positive")
     # Imported here: matplotlib would slow every other `minicluster` command.
+    from minicluster.core.promapi import PrometheusError, prometheus_url
     from minicluster.report.build import ReportRequest, build_report
     from minicluster.report.job import ReportError
-    from minicluster.report.prom import PrometheusError
 
     config = _config(args)
     request = ReportRequest(

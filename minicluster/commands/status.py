@@ -26,9 +26,8 @@ from minicluster.core.metrics import (
     TRAINER_JOB,
     rate_window,
 )
-from minicluster.launcher.prom import Prometheus, PrometheusError, Sample, prometheus_url
+from minicluster.core.promapi import Prometheus, PrometheusError, Series, prometheus_url
 from minicluster.top import view as top_view
-from minicluster.top.client import PromClient, PrometheusUnreachable, QueryFailed
 from minicluster.top.queries import WATCHDOG, NodeFigures, fetch, window_for
 
 _ALERT_LABELS_SHOWN_APART = ("alertname", "alertstate", "severity", "__name__")
@@ -57,7 +56,7 @@ class ClusterStatus:
     watchdog: bool = False  # the always-firing heartbeat fires: alerts reach Alertmanager
 
 
-def _by_rank(samples: list[Sample]) -> dict[tuple[str, int], Sample]:
+def _by_rank(samples: list[Series]) -> dict[tuple[str, int], Series]:
     keyed = {}
     for sample in samples:
         labels = sample.labels
@@ -108,13 +107,7 @@ def collect(prom: Prometheus, config: Config) -> ClusterStatus:
         (s.labels for s in firing if s.labels.get("alertname") != WATCHDOG),
         key=lambda labels: (labels.get("alertname", ""), str(labels)),
     )
-    client = PromClient(prom.base_url, timeout=prom.timeout)
-    try:
-        snapshot = fetch(client.query, prom.base_url, config, window_for(config))
-    except (PrometheusUnreachable, QueryFailed) as exc:
-        raise PrometheusError(str(exc)) from None
-    finally:
-        client.close()
+    snapshot = fetch(prom.vector, prom.base_url, config, window_for(config))
     status.figures = {node.name: node for node in snapshot.nodes}
     status.watchdog = snapshot.watchdog
     return status
@@ -205,5 +198,7 @@ def run(args: argparse.Namespace) -> int:
     except PrometheusError as exc:
         Console(stderr=True).print(f"minicluster status: {exc}", markup=False, highlight=False)
         return 1
+    finally:
+        prom.close()
     console.print(render(status))
     return 0

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from minicluster.commands.args import add_config_arguments, config_from_args
 from minicluster.core.config import Config, ConfigError
-from minicluster.launcher.prom import prometheus_url
+from minicluster.core.promapi import prometheus_url
 
 
 def _interval(value: str) -> float:
@@ -57,14 +57,14 @@ def _config(args: argparse.Namespace) -> Config | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minicluster.core.promapi import Prometheus
     from minicluster.top import app
-    from minicluster.top.client import PromClient
     from minicluster.top.queries import fetch, window_for
 
     config = _config(args)
     url = args.prometheus or prometheus_url(config)
-    client = PromClient(url)
-    snapshot = functools.partial(fetch, client.query, client.base_url, config, window_for(config))
+    client = Prometheus(url, timeout=3.0)
+    snapshot = functools.partial(fetch, client.vector, client.base_url, config, window_for(config))
     try:
         if args.once:
             return app.once(snapshot, client.base_url, Console(), Console(stderr=True))

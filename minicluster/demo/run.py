@@ -20,6 +20,7 @@ from rich.console import Console
 from minicluster.core.config import Config, load_config
 from minicluster.core.logformat import now_iso
 from minicluster.core.profiles import LOCAL_SOURCE, local_profile
+from minicluster.core.promapi import Prometheus, PrometheusError
 from minicluster.demo import install, services
 from minicluster.demo.localstack import ServiceError, http_url
 from minicluster.demo.ports import busy_ports, with_free_ports
@@ -30,7 +31,6 @@ from minicluster.launcher.plan import JobOptions, new_job_id, with_overrides
 from minicluster.launcher.summary import write_record
 from minicluster.report.build import ReportRequest, build_report
 from minicluster.report.job import ReportError
-from minicluster.report.prom import Prometheus, PrometheusError
 
 # The job: the small MLP, paced by a pause after each step (not counted as training time
 # in the summary) so that it runs for about 40 s whatever the machine, and Prometheus

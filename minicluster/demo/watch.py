@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from minicluster.core.logformat import parse_line
-from minicluster.report.prom import Prometheus, PrometheusError
+from minicluster.core.promapi import Prometheus, PrometheusError
 
 
 def first_rank_start(merged_log: Path) -> float | None:

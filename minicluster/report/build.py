@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minicluster.core.promapi import Prometheus
 from minicluster.launcher.summary import write_record
 from minicluster.report.charts import Line, overview_figure, panel_figure
 from minicluster.report.figures import png_bytes, save_png
@@ -20,7 +21,6 @@ from minicluster.report.job import (
     window_from_record,
 )
 from minicluster.report.panels import FIRING_ALERTS, TOTALS, job_panels, rate_window
-from minicluster.report.prom import Prometheus
 
 # About this many points per series: smooth enough, small PNGs.
 POINTS = 300

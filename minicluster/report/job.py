@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from minicluster.core.metrics import STEPS, TRAINER
-from minicluster.report.prom import Prometheus
+from minicluster.core.promapi import Prometheus
 
 # Prometheus answers at most 11,000 points per series.
 MAX_POINTS = 11_000

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from rich.console import Console
 from rich.live import Live
 
-from minicluster.top.client import PrometheusUnreachable, QueryFailed
+from minicluster.core.promapi import PrometheusUnreachable, QueryFailed
 from minicluster.top.queries import Snapshot
 from minicluster.top.view import render
 

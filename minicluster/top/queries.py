@@ -315,8 +315,8 @@ def fetch(
     window: str = "1m",
     now: Callable[[], float] = time.time,
 ) -> Snapshot:
-    """One frame: every query evaluated at the same instant. `ask(expr, at)` is a
-    PromClient's query; its PrometheusUnreachable and QueryFailed pass through."""
+    """One frame: every query evaluated at the same instant. `ask(expr, at)` is
+    Prometheus.vector (minicluster.core.promapi); its errors pass through."""
     at = now()
     answers = {name: ask(expr, at) for name, expr in queries(window).items()}
     return snapshot_from_answers(url, at, config, answers)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from minicluster.core.promapi import Series
 from minicluster.report.build import ReportRequest, build_report
 from minicluster.report.job import ReportError
-from minicluster.report.prom import Series
 
 START = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC).timestamp()
 END = START + 60

@@ -13,7 +13,7 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from minicluster.commands.status import collect
-from minicluster.launcher.prom import Prometheus, PrometheusError
+from minicluster.core.promapi import Prometheus, PrometheusUnreachable
 from tests.launcher.conftest import loopback_config, run_cli, write_config
 from tests.support import free_port, require_tool, wait_until
 
@@ -158,6 +158,7 @@ def test_status_says_which_prometheus_it_could_not_reach(tmp_path):
     config_file = write_config(config, tmp_path / "config.yaml")
     result = run_cli("status", "--config", str(config_file), cwd=tmp_path)
     assert result.returncode == 1
-    assert f"cannot reach Prometheus at http://127.0.0.1:{config.prometheus.port}" in result.stderr
-    with pytest.raises(PrometheusError, match="cannot reach"):
+    url = f"http://127.0.0.1:{config.prometheus.port}"
+    assert f"Prometheus at {url} is unreachable (connection refused)" in result.stderr
+    with pytest.raises(PrometheusUnreachable, match="unreachable \\(connection refused\\)"):
         Prometheus(f"http://127.0.0.1:{config.prometheus.port}").query("up")

@@ -22,7 +22,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from minicluster.core.logformat import parse_line
-from minicluster.launcher.prom import Prometheus
+from minicluster.core.promapi import Prometheus
 from tests.hosts.network import HOST_INTERFACE, ip
 from tests.launcher.conftest import cli
 from tests.support import as_foreground_job, require_tool, wait_until, without_outer_make

@@ -22,7 +22,7 @@ import pytest
 
 from minicluster.core.layout import jobenv_dir, workdir_dir
 from minicluster.core.logformat import parse_line
-from minicluster.launcher.prom import Prometheus
+from minicluster.core.promapi import Prometheus
 from minicluster.launcher.ship import project_key
 from tests.launcher.conftest import cli
 from tests.support import wait_until
