@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minicluster.core.config import Config, load_config
+from minicluster.core.config import Config, ConfigError, load_config
 from minicluster.core.profiles import local_profile
 
 EXIT_USAGE = 2
@@ -32,6 +32,33 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if getattr(args, "local", False):
         return local_profile()
     return load_config(args.config or "config.yaml")
+
+
+def add_prometheus_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="Prometheus base URL (default: the master's address and prometheus.port)",
+    )
+
+
+def config_beside_prometheus(args: argparse.Namespace) -> Config | None:
+    """The config, or None when `--prometheus` is given and no config was asked for:
+    with an explicit URL the config only names the nodes, their interfaces and the scrape
+    interval. A config that was asked for and is bad is still an error."""
+    try:
+        return config_from_args(args)
+    except ConfigError:
+        if args.prometheus and not args.config and not getattr(args, "local", False):
+            return None
+        raise
+
+
+def prometheus_from_args(args: argparse.Namespace, config: Config | None) -> str:
+    """`--prometheus`, else the config's master."""
+    from minicluster.core.promapi import prometheus_url
+
+    return args.prometheus or prometheus_url(config)
 
 
 def positive_int(value: str) -> int:

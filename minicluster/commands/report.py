@@ -7,8 +7,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from minicluster.commands.args import UsageError, add_config_arguments, config_from_args
-from minicluster.core.config import Config, ConfigError
+from minicluster.commands.args import (
+    UsageError,
+    add_config_arguments,
+    add_prometheus_argument,
+    config_beside_prometheus,
+    prometheus_from_args,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,9 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("job_id")
     add_config_arguments(parser)
-    parser.add_argument(
-        "--prometheus", metavar="URL", help="Prometheus to query (default: the config's master)"
-    )
+    add_prometheus_argument(parser)
     parser.add_argument("--out", type=Path, metavar="FILE", help="default runs/<job_id>.html")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="default ./runs")
     parser.add_argument(
@@ -42,29 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _config(args: argparse.Namespace) -> Config | None:
-    try:
-        return config_from_args(args)
-    except ConfigError:
-        # With an explicit Prometheus URL a config is optional: it only adds the scrape
-        # interval and the training interfaces.
-        if args.prometheus and not args.config and not args.local:
-            return None
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     if args.since <= 0:
         raise UsageError("--since must be positive")
     # Imported here: matplotlib would slow every other `minicluster` command.
-    from minicluster.core.promapi import PrometheusError, prometheus_url
+    from minicluster.core.promapi import PrometheusError
     from minicluster.report.build import ReportRequest, build_report
     from minicluster.report.job import ReportError
 
-    config = _config(args)
+    config = config_beside_prometheus(args)
     request = ReportRequest(
         job_id=args.job_id,
-        prometheus_url=args.prometheus or prometheus_url(config),
+        prometheus_url=prometheus_from_args(args, config),
         out=args.out or args.runs_dir / f"{args.job_id}.html",
         runs_dir=args.runs_dir,
         scrape_interval_seconds=config.prometheus.scrape_interval_seconds if config else 15.0,

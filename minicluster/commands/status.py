@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from rich.console import Console, Group
 from rich.table import Table
 
-from minicluster.commands.args import add_config_arguments, config_from_args
+from minicluster.commands.args import (
+    add_config_arguments,
+    add_prometheus_argument,
+    config_from_args,
+    prometheus_from_args,
+)
 from minicluster.core.config import Config
 from minicluster.core.metrics import (
     JOB_FINISHED,
@@ -26,7 +31,7 @@ from minicluster.core.metrics import (
     TRAINER_JOB,
     rate_window,
 )
-from minicluster.core.promapi import Prometheus, PrometheusError, Series, prometheus_url
+from minicluster.core.promapi import Prometheus, PrometheusError, Series
 from minicluster.top import view as top_view
 from minicluster.top.queries import WATCHDOG, NodeFigures, fetch, window_for
 
@@ -181,17 +186,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "status", help="nodes, running job and firing alerts, from Prometheus"
     )
     add_config_arguments(parser)
-    parser.add_argument(
-        "--prometheus",
-        metavar="URL",
-        help="Prometheus base URL (default: the master's address and prometheus.port)",
-    )
+    add_prometheus_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    prom = Prometheus(args.prometheus or prometheus_url(config))
+    prom = Prometheus(prometheus_from_args(args, config))
     console = Console(soft_wrap=True)  # long lines stay whole for grep and narrow pipes
     try:
         status = collect(prom, config)

@@ -8,9 +8,12 @@ import functools
 
 from rich.console import Console
 
-from minicluster.commands.args import add_config_arguments, config_from_args
-from minicluster.core.config import Config, ConfigError
-from minicluster.core.promapi import prometheus_url
+from minicluster.commands.args import (
+    add_config_arguments,
+    add_prometheus_argument,
+    config_beside_prometheus,
+    prometheus_from_args,
+)
 
 
 def _interval(value: str) -> float:
@@ -28,11 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "top", help="live view of nodes, the running job and alerts, from Prometheus"
     )
     add_config_arguments(parser)
-    parser.add_argument(
-        "--prometheus",
-        metavar="URL",
-        help="Prometheus base URL (default: the master's address and prometheus.port)",
-    )
+    add_prometheus_argument(parser)
     parser.add_argument(
         "--interval",
         metavar="SECONDS",
@@ -46,24 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _config(args: argparse.Namespace) -> Config | None:
-    try:
-        return config_from_args(args)
-    except ConfigError:
-        # With an explicit URL the config only names the nodes and their interfaces.
-        if args.prometheus and not args.config and not args.local:
-            return None
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     from minicluster.core.promapi import Prometheus
     from minicluster.top import app
     from minicluster.top.queries import fetch, window_for
 
-    config = _config(args)
-    url = args.prometheus or prometheus_url(config)
-    client = Prometheus(url, timeout=3.0)
+    config = config_beside_prometheus(args)
+    client = Prometheus(prometheus_from_args(args, config), timeout=3.0)
     snapshot = functools.partial(fetch, client.vector, client.base_url, config, window_for(config))
     try:
         if args.once:
