@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from overhead_common import NPROC, figures_table, first_batch, run_probe
 from rich.console import Console
 from rich.table import Table
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
@@ -46,10 +46,8 @@ from minicluster.core.config import TrainerSettings
 from minicluster.track import collectives, comm
 from minicluster.track.settings import TrackSettings
 from minicluster.track.tracker import Tracker
-from minicluster.trainer.data import build_stream
 from minicluster.trainer.models import build_model, language_model_loss
 
-NPROC = 2
 WAYS = ("none", "python hook", "track", "observe")
 
 
@@ -188,10 +186,7 @@ def probe(args: argparse.Namespace, out: Path) -> None:
     dist.init_process_group("gloo", timeout=timedelta(seconds=300))
     rank, world = dist.get_rank(), dist.get_world_size()
     settings = TrainerSettings(model=args.model, batch_size=args.batch_size)
-    batch = build_stream(
-        settings.dataset_size, settings.seq_len, settings.vocab_size, 0, args.batch_size,
-        rank, world,
-    ).next_batch()  # fmt: skip
+    batch = first_batch(settings, rank, world)
     cpu: dict[str, list[float]] = {way: [] for way in WAYS}
     wall: dict[str, list[float]] = {way: [] for way in WAYS}
     for round_ in range(args.rounds):
@@ -213,23 +208,15 @@ def probe(args: argparse.Namespace, out: Path) -> None:
     dist.destroy_process_group()
 
 
-def run_probe(args: argparse.Namespace, work: Path) -> list[dict]:
-    out = work / "probe.json"
-    argv = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc-per-node={NPROC}", __file__, "--probe", str(out),
+def probe_ranks(args: argparse.Namespace, work: Path) -> list[dict]:
+    options = [
         f"--model={args.model}", f"--batch-size={args.batch_size}",
         f"--rounds={args.rounds}", f"--steps={args.steps}",
         f"--collective-calls={args.collective_calls}",
     ]  # fmt: skip
-    env = {**os.environ, "MINICLUSTER_METRICS_PORT": "0"}
-    for _attempt in range(3):
-        # Building and dropping many DDP instances in one process has (rarely) aborted in
-        # torch's C++ teardown here; a fresh attempt is cheaper than chasing that in torch.
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, cwd=work, env=env)
-        if done.returncode == 0:
-            return json.loads(out.read_text())
-    raise SystemExit(f"probe failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return run_probe(
+        __file__, "--probe", work / "probe.json", options, 3600, {"MINICLUSTER_METRICS_PORT": "0"}
+    )
 
 
 def _mean_over_ranks(ranks: list[dict], pick: Callable[[dict], float]) -> float:
@@ -272,15 +259,7 @@ def report(args: argparse.Namespace, ranks: list[dict], per_call: float, calls: 
         ("observed all_reduce, difference", f"{(wrapped - plain) * 1e6:+.2f} us per call"),
         ("wrapper bookkeeping per collective", f"{per_call * 1e6:.2f} us per call (no network)"),
     ]  # fmt: skip
-    table = Table(title="track and zero-code observation overhead")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for name, value in rows:
-        table.add_row(name, value)
-    print("\n| figure | value |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
-    return table
+    return figures_table("track and zero-code observation overhead", rows)
 
 
 def main() -> int:
@@ -292,7 +271,7 @@ def main() -> int:
     parser.add_argument("--collective-calls", type=int, default=2000)
     parser.add_argument("--probe", type=Path, metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.probe:  # this script, run by run_probe() under torchrun
+    if args.probe:  # this script, run by probe_ranks() under torchrun
         probe(args, args.probe)
         return 0
     if args.rounds < 3 or args.steps < 20:
@@ -303,7 +282,7 @@ def main() -> int:
     calls = track_calls_per_step()
     console.print(f"{NPROC} ranks under torchrun: {', '.join(WAYS)}, interleaved")
     with tempfile.TemporaryDirectory(prefix="track-overhead-") as tmp:
-        ranks = run_probe(args, Path(tmp))
+        ranks = probe_ranks(args, Path(tmp))
     Console().print(report(args, ranks, per_call, calls))
     return 0
 

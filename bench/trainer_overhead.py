@@ -48,6 +48,7 @@ import psutil
 import requests
 import torch
 import torch.distributed as dist
+from overhead_common import NPROC, figures_table, first_batch, run_probe
 from prometheus_client import generate_latest
 from rich.console import Console
 from rich.table import Table
@@ -60,10 +61,7 @@ from minicluster.launcher.summary import rank_summaries, summarize
 from minicluster.track.comm import CountingHookState, counting_allreduce_hook
 from minicluster.track.publish import PrometheusSink, PsutilProcessCollector, TrackCollector
 from minicluster.track.stats import CommStats, RunInfo, RunStats
-from minicluster.trainer.data import build_stream
 from minicluster.trainer.models import build_model, language_model_loss
-
-NPROC = 2
 
 
 @dataclass
@@ -241,10 +239,7 @@ def hook_probe(args: argparse.Namespace, out: Path, rounds: int = 8, steps: int 
     dist.init_process_group("gloo", timeout=timedelta(seconds=120))
     rank, world = dist.get_rank(), dist.get_world_size()
     settings = TrainerSettings(model=args.model, batch_size=args.batch_size)
-    inputs, targets = build_stream(
-        settings.dataset_size, settings.seq_len, settings.vocab_size, 0, args.batch_size,
-        rank, world,
-    ).next_batch()  # fmt: skip
+    inputs, targets = first_batch(settings, rank, world)
     histogram = PrometheusSink("127.0.0.1", 0).bucket_latency
     seconds: dict[str, list[float]] = {hook: [] for hook in HOOKS}
     for round_ in range(rounds):
@@ -277,20 +272,8 @@ def hook_probe(args: argparse.Namespace, out: Path, rounds: int = 8, steps: int 
 
 
 def hook_cost(args: argparse.Namespace, work: Path) -> dict[str, float]:
-    out = work / "hooks.json"
-    argv = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc-per-node={NPROC}", __file__, "--hook-probe", str(out),
-        f"--model={args.model}", f"--batch-size={args.batch_size}",
-    ]  # fmt: skip
-    for _attempt in range(3):
-        # Building and dropping many DDP instances in one process has (rarely) aborted
-        # in torch's C++ teardown here ("terminate called without an active exception");
-        # a fresh attempt is cheaper than chasing that inside torch.
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, cwd=work)
-        if done.returncode == 0:
-            return json.loads(out.read_text())
-    raise SystemExit(f"hook probe failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    options = [f"--model={args.model}", f"--batch-size={args.batch_size}"]
+    return run_probe(__file__, "--hook-probe", work / "hooks.json", options, 1800)
 
 
 def algorithm(start: dict[str, str]) -> str:
@@ -358,15 +341,7 @@ def report(args: argparse.Namespace, runs: list[Run], hooks: dict[str, float]) -
         ("comm fraction of the step (exposed)", f"{s['comm_fraction'] * 100:.1f} %"),
         ("all-reduce latency / step time", f"{per_step_seconds / on_step * 100:.1f} %"),
     ]
-    table = Table(title="trainer instrumentation overhead")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for name, value in rows:
-        table.add_row(name, value)
-    print("\n| figure | value |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
-    return table
+    return figures_table("trainer instrumentation overhead", rows)
 
 
 def main() -> int:
