@@ -6,40 +6,23 @@ tests/bench/test_compression_jobs.py.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from minicluster import track
-from minicluster.core.config import ConfigError, TrainerSettings, parse_config
+from minicluster.core.config import ConfigError, parse_config
 from minicluster.core.profiles import local_profile
 from minicluster.track import comm, compression
 from minicluster.track.stats import CommStats
-from minicluster.trainer.data import build_stream
 from minicluster.trainer.models import build_model, gradient_bytes, language_model_loss
 from minicluster.trainer.staged import StagedAllReduce
+from tests import one_rank
+from tests.one_rank import SETTINGS, batch
 
-SETTINGS = TrainerSettings(
-    model="transformer", hidden_size=32, layers=2, heads=4, vocab_size=32, seq_len=16,
-    dataset_size=64, batch_size=4,
-)  # fmt: skip
+group = one_rank.group  # the fixture, for the tests here
+
 START = compression.START_POWERSGD_ITER
-
-
-@pytest.fixture
-def group():
-    dist.init_process_group(
-        "gloo", store=dist.HashStore(), rank=0, world_size=1, timeout=timedelta(seconds=30)
-    )
-    yield
-    dist.destroy_process_group()
-
-
-def batch():
-    return build_stream(64, 16, 32, 0, 4, 0, 1).next_batch()
 
 
 def per_step_bytes(stats: CommStats, model, run, steps: int) -> list[int]:
