@@ -35,7 +35,7 @@ class Run:
     seconds: float
 
 
-def minicluster(*args: str, timeout: float = DEPLOY_TIMEOUT) -> Run:
+def minicluster(*args: str, timeout: float = DEPLOY_TIMEOUT, columns: int = 250) -> Run:
     """The installed console script, as a user runs it (wide output: rich never wraps)."""
     started = time.monotonic()
     result = subprocess.run(
@@ -43,7 +43,7 @@ def minicluster(*args: str, timeout: float = DEPLOY_TIMEOUT) -> Run:
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "COLUMNS": "250"},
+        env={**os.environ, "COLUMNS": str(columns)},
     )
     return Run(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
 

@@ -14,8 +14,6 @@ cores (two hosts per core) with one compute thread per rank.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ import requests
 
 from minicluster.deploy.wheel import build_wheel
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
-from tests.deploy.conftest import CLI, Run
+from tests.deploy.conftest import Run, minicluster
 from tests.hosts.cluster import SimulatedCluster
 from tests.hosts.fixtures import simulated_minis
 from tests.support import wait_until
@@ -45,15 +43,8 @@ DEPLOY_TIMEOUT = 900
 
 
 def run_cli(*args: str, timeout: float = DEPLOY_TIMEOUT, columns: int = 250) -> Run:
-    started = time.monotonic()
-    result = subprocess.run(
-        [CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": str(columns)},
-    )
-    return Run(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
+    """`minicluster` as tests/deploy runs it, with the longer deadline of four hosts."""
+    return minicluster(*args, timeout=timeout, columns=columns)
 
 
 @dataclass
