@@ -13,8 +13,9 @@ import yaml
 
 from minicluster.core.config import Config, ConfigError, parse_config
 from minicluster.core.profiles import local_profile
+from minicluster.core.promapi import Prometheus
 from tests.hosts.fixtures import two_minis  # noqa: F401  (the simulated Minis)
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 # Small and quick on a shared 2-core machine: a few steps of the default MLP.
 FAST_TRAINER = {"log_interval": 2, "linger_seconds": 0, "rendezvous_timeout_seconds": 60}
@@ -81,3 +82,24 @@ def processes_naming(text: str) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def pair_prometheus(cluster) -> Prometheus:
+    """The deployed pair's Prometheus, on the master host."""
+    return Prometheus(f"http://{cluster.red.address}:{cluster.config.prometheus.port}")
+
+
+def deploy_pair(cluster, **sections: object) -> None:
+    """`minicluster deploy` to both simulated hosts with `sections` in config.yaml; returns
+    once Prometheus sees both exporters up."""
+    cluster.write_config(**sections)
+    result = subprocess.run(
+        cli("deploy", "--config", str(cluster.config_path)),
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, f"deploy failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    prom = pair_prometheus(cluster)
+    wait_until(
+        lambda: len(prom.query('up{job="node"} == 1')) == 2, "both exporters up", timeout=120
+    )

@@ -22,9 +22,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from minicluster.core.logformat import parse_line
-from minicluster.core.promapi import Prometheus
 from tests.hosts.network import HOST_INTERFACE, ip
-from tests.launcher.conftest import cli
+from tests.launcher.conftest import cli, deploy_pair, pair_prometheus
 from tests.support import as_foreground_job, require_tool, wait_until, without_outer_make
 
 pytestmark = pytest.mark.e2e
@@ -36,10 +35,6 @@ JOB_PROCESS_MARKERS = ("torch.distributed.run", "-m minicluster.trainer")
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _prometheus(cluster) -> Prometheus:
-    return Prometheus(f"http://{cluster.red.address}:{cluster.config.prometheus.port}")
 
 
 def _job_processes(cluster, host) -> list[psutil.Process]:
@@ -109,16 +104,7 @@ def _make_run_job(config: Path, out: Path, steps: int, flags: str) -> list[str]:
 def minis(two_minis):
     """Both hosts deployed with a config whose down alerts fire after half a minute."""
     cluster = two_minis
-    cluster.write_config(alerts={"trainer_stalled_minutes": 0.5, "exporter_down_minutes": 0.5})
-    result = subprocess.run(
-        cli("deploy", "--config", str(cluster.config_path)),
-        cwd=REPO, capture_output=True, text=True, timeout=1200, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, f"deploy failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-    prom = _prometheus(cluster)
-    wait_until(
-        lambda: len(prom.query('up{job="node"} == 1')) == 2, "both exporters up", timeout=120
-    )
+    deploy_pair(cluster, alerts={"trainer_stalled_minutes": 0.5, "exporter_down_minutes": 0.5})
     return cluster
 
 
@@ -140,7 +126,7 @@ def test_a_job_runs_across_both_hosts_over_ssh(minis, tmp_path):
     assert record["commands"]["mini-yellow"][0] == "/opt/minicluster/venv/bin/python"
 
     # Every rank ran every step, as Prometheus on mini-red recorded it.
-    prom = _prometheus(cluster)
+    prom = pair_prometheus(cluster)
     steps = prom.query(f'last_over_time(trainer_steps_total{{job_id="{job_id}"}}[10m])')
     assert {(s.labels["rank"], s.labels["node"], s.value) for s in steps} == {
         ("0", "mini-red", STEPS),
@@ -239,7 +225,7 @@ def test_ctrl_c_on_make_run_job_leaves_no_trainer_on_either_host(minis, tmp_path
 
 def test_cutting_mini_yellows_link_fails_the_job_within_the_pg_timeout(minis, tmp_path):
     cluster = minis
-    prom = _prometheus(cluster)
+    prom = pair_prometheus(cluster)
     flags = f"--step-sleep 0.1 --log-interval 2 --pg-timeout-seconds {PG_TIMEOUT} --max-restarts 0"
     job_flags = f"--logs-dir {tmp_path / 'logs'} --runs-dir {tmp_path / 'runs'} {flags}"
     launcher = subprocess.Popen(

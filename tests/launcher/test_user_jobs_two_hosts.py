@@ -24,7 +24,7 @@ from minicluster.core.layout import jobenv_dir, workdir_dir
 from minicluster.core.logformat import parse_line
 from minicluster.core.promapi import Prometheus
 from minicluster.launcher.ship import project_key
-from tests.launcher.conftest import cli
+from tests.launcher.conftest import cli, deploy_pair, pair_prometheus
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -57,10 +57,6 @@ while True:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _prometheus(cluster) -> Prometheus:
-    return Prometheus(f"http://{cluster.red.address}:{cluster.config.prometheus.port}")
 
 
 def _job_processes(cluster, host) -> list[str]:
@@ -123,16 +119,7 @@ def _lines_from(lines: list[str], text: str) -> set[str]:
 @pytest.fixture(scope="module")
 def minis(two_minis):
     cluster = two_minis
-    cluster.write_config(trainer={"max_restarts": 0, "log_interval": 5})
-    result = subprocess.run(
-        cli("deploy", "--config", str(cluster.config_path)),
-        cwd=REPO, capture_output=True, text=True, timeout=1200, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, f"deploy failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-    prom = _prometheus(cluster)
-    wait_until(
-        lambda: len(prom.query('up{job="node"} == 1')) == 2, "both exporters up", timeout=120
-    )
+    deploy_pair(cluster, trainer={"max_restarts": 0, "log_interval": 5})
     return cluster
 
 
@@ -223,7 +210,7 @@ def test_the_instrumented_example_reports_every_step_and_gradient_byte(minis, tm
     assert record["summary"]["steps"] == steps and record["summary"]["target_steps"] == steps
     assert record["summary"]["allreduce_bytes"] == steps * GRAD_BYTES
 
-    prom = _prometheus(cluster)
+    prom = pair_prometheus(cluster)
     ranks = {("0", "mini-red"), ("1", "mini-yellow")}
     got = _rank_values(prom, f'last_over_time(trainer_steps_total{{job_id="{job}"}}[10m])')
     assert got == dict.fromkeys(ranks, steps)
@@ -250,7 +237,7 @@ def test_the_plain_example_is_observed_without_a_line_of_code(minis, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     record = _records(out)[-1]
     job = record["job_id"]
-    prom = _prometheus(cluster)
+    prom = pair_prometheus(cluster)
     ranks = {("0", "mini-red"), ("1", "mini-yellow")}
     # What the script sent: DDP's gradient all-reduce every step, and one 4-byte loss
     # all-reduce at each log step (10 and 20).
