@@ -103,3 +103,20 @@ def deploy_pair(cluster, **sections: object) -> None:
     wait_until(
         lambda: len(prom.query('up{job="node"} == 1')) == 2, "both exporters up", timeout=120
     )
+
+
+def job_processes(cluster, host, markers: tuple[str, ...]) -> list[tuple[psutil.Process, str]]:
+    """Live processes in `host`'s namespace whose command line contains one of `markers`,
+    with that command line."""
+    found = []
+    for pid in host.pids(cluster.lan):
+        try:
+            process = psutil.Process(pid)
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            command = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        if any(marker in command for marker in markers):
+            found.append((process, command))
+    return found

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from minicluster.core.logformat import parse_line
 from tests.hosts.network import HOST_INTERFACE, ip
-from tests.launcher.conftest import cli, deploy_pair, pair_prometheus
+from tests.launcher.conftest import cli, deploy_pair, job_processes, pair_prometheus
 from tests.support import as_foreground_job, require_tool, wait_until, without_outer_make
 
 pytestmark = pytest.mark.e2e
@@ -39,18 +39,7 @@ JOB_PROCESS_MARKERS = ("torch.distributed.run", "-m minicluster.trainer")
 
 def _job_processes(cluster, host) -> list[psutil.Process]:
     """torchrun and trainer processes in `host`'s namespace (not its exporter or sshd)."""
-    found = []
-    for pid in host.pids(cluster.lan):
-        try:
-            process = psutil.Process(pid)
-            if process.status() == psutil.STATUS_ZOMBIE:
-                continue
-            command = " ".join(process.cmdline())
-        except psutil.Error:
-            continue
-        if any(marker in command for marker in JOB_PROCESS_MARKERS):
-            found.append(process)
-    return found
+    return [p for p, _ in job_processes(cluster, host, JOB_PROCESS_MARKERS)]
 
 
 def _nic_bytes(cluster, host) -> dict[str, float]:

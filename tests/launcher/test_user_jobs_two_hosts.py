@@ -17,14 +17,13 @@ import subprocess
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from minicluster.core.layout import jobenv_dir, workdir_dir
 from minicluster.core.logformat import parse_line
 from minicluster.core.promapi import Prometheus
 from minicluster.launcher.ship import project_key
-from tests.launcher.conftest import cli, deploy_pair, pair_prometheus
+from tests.launcher.conftest import cli, deploy_pair, job_processes, pair_prometheus
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -61,18 +60,7 @@ while True:
 
 def _job_processes(cluster, host) -> list[str]:
     """Command lines of torchrun and rank processes in `host`'s namespace."""
-    found = []
-    for pid in host.pids(cluster.lan):
-        try:
-            process = psutil.Process(pid)
-            if process.status() == psutil.STATUS_ZOMBIE:
-                continue
-            command = " ".join(process.cmdline())
-        except psutil.Error:
-            continue
-        if any(marker in command for marker in JOB_PROCESS_MARKERS):
-            found.append(f"{pid}: {command}")
-    return found
+    return [f"{p.pid}: {c}" for p, c in job_processes(cluster, host, JOB_PROCESS_MARKERS)]
 
 
 def _nothing_left(cluster) -> None:
