@@ -115,7 +115,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def build_report(request: ReportRequest, prom: Prometheus | None = None) -> Path:
-    prom = prom or Prometheus(request.prometheus_url)
+    prom = prom or Prometheus(request.prometheus_url, timeout=10.0)  # range queries over hours
     now = time.time()
     record = load_record(request.runs_dir, request.job_id)
     job = (window_from_record(record) if record else None) or window_from_prometheus(
