@@ -140,14 +140,18 @@ class ExporterServer(ThreadingHTTPServer):
         not push out Prometheus' kept-alive one); with none idle the new one is closed, so
         open files never run out."""
         with self._connections_lock:
-            if len(self.connections) >= self.max_connections:
+            admitted = len(self.connections) < self.max_connections
+            if not admitted:
                 idle = [c for c in self.connections.values() if c.state == "idle" and not c.dropped]
-                if not idle:
-                    self.errors.report("connection refused", "every connection slot is busy")
-                    self.shutdown_request(request)
-                    return
-                min(idle, key=lambda c: (c.trusted, c.since)).drop()
-            self.connections[request] = Connection(request)
+                if idle:
+                    min(idle, key=lambda c: (c.trusted, c.since)).drop()
+                    admitted = True
+            if admitted:
+                self.connections[request] = Connection(request)
+        if not admitted:
+            self.errors.report("connection refused", "every connection slot is busy")
+            self.shutdown_request(request)
+            return
         super().process_request(request, client_address)
 
     def shutdown_request(self, request) -> None:
