@@ -13,7 +13,7 @@ import time
 from minicluster.bench.jobs import BenchRun, BenchSettings
 from minicluster.bench.nodes import run_everywhere
 from minicluster.core.config import Config, NodeSettings
-from minicluster.core.layout import resolve
+from minicluster.core.layout import bench_dir
 from minicluster.core.logformat import parse_line
 from minicluster.launcher.remote import SshSettings
 from minicluster.launcher.summary import rank_summaries, summarize
@@ -23,7 +23,6 @@ PORT_OFFSET = 50
 
 def trainer_program(config: Config, settings: BenchSettings, job_id: str):
     def program(node: NodeSettings) -> list[str]:
-        folder = resolve(node, "bench")
         return [
             "minicluster.trainer", "--job-id", job_id, "--node", node.name,
             "--steps", str(settings.steps), "--batch-size", str(settings.batch_size),
@@ -31,8 +30,8 @@ def trainer_program(config: Config, settings: BenchSettings, job_id: str):
             "--seed", str(settings.seed), "--metrics-address", "127.0.0.1",
             "--metrics-base-port", str(config.metrics_base_port(node) + PORT_OFFSET),
             "--checkpoint-interval", "0", "--linger", "0",
-            "--checkpoint-dir", f"{folder}/checkpoints", "--log-dir", f"{folder}/logs",
-            "--run-dir", f"{folder}/run",
+            "--checkpoint-dir", bench_dir(node, "checkpoints"),
+            "--log-dir", bench_dir(node, "logs"), "--run-dir", bench_dir(node, "run"),
         ]  # fmt: skip
 
     return program

@@ -156,3 +156,11 @@ def workdir_dir(node: NodeSettings, project_key: str) -> str:
 def jobenv_dir(node: NodeSettings, project_key: str) -> str:
     """The project's job environment: a venv whose .pth files name the node venv and tree."""
     return f"{jobs_dir(node)}/{project_key}/env"
+
+
+# --- benchmarks (minicluster bench across the nodes) -----------------------------------------
+
+
+def bench_dir(node: NodeSettings, kind: str) -> str:
+    """Where a bench run's trainer keeps its `checkpoints`, `logs` or `run` folder."""
+    return _under(node, "bench", kind)
