@@ -25,6 +25,11 @@ from collections.abc import Iterable, Sequence
 
 import pytest
 
+# The live stack is one session fixture shared by tests/stack and tests/top: imported into
+# each folder's conftest it would be two fixtures, and the second would start a second
+# stack beside the first.
+pytest_plugins = ["tests.stack.live_stack"]
+
 FAST, INTEGRATION, E2E = 0, 1, 2
 TIER_NAMES = {FAST: "the fast tier", INTEGRATION: "integration", E2E: "e2e"}
 MARKERS = {

@@ -1,4 +1,2 @@
-"""Fixtures of tests/stack; the live stack (Prometheus, Alertmanager, exporters, a job) is
-in live_stack.py and started once per session by the first test that asks for it."""
-
-from tests.stack.live_stack import live  # noqa: F401  (a pytest fixture)
+"""tests/stack: the live stack (Prometheus, Alertmanager, exporters, a job) is the `live`
+fixture of live_stack.py, loaded once for the whole session by tests/conftest.py."""

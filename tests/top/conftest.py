@@ -1,4 +1,3 @@
-"""tests/top: the query step on recorded answers, `top --once` against the live stack, and
-the interactive view in tmux."""
-
-from tests.stack.live_stack import live  # noqa: F401  (a pytest fixture)
+"""tests/top: the query step on recorded answers, `top --once` against the live stack (the
+`live` fixture, loaded once for the session by tests/conftest.py), and the interactive
+view in tmux."""
