@@ -197,7 +197,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         status = collect(prom, config)
     except PrometheusError as exc:
-        Console(stderr=True).print(f"minicluster status: {exc}", markup=False, highlight=False)
+        Console(stderr=True, soft_wrap=True).print(
+            f"minicluster status: {exc}", markup=False, highlight=False
+        )
         return 1
     finally:
         prom.close()
