@@ -48,11 +48,12 @@ $(CONFIG):
 # PYTEST_FLAGS passes options, e.g. PYTEST_FLAGS="-x -k drift".
 PYTEST_FLAGS ?=
 
-# The fast tier's two static checkers ship with Prometheus and Alertmanager.
+# The fast tier's two static checkers ship with Prometheus and Alertmanager; `make check`
+# installs them when missing and it can (Homebrew, root or sudo), else says how.
 CHECKERS = promtool and amtool: brew install prometheus alertmanager (macOS), or apt-get install prometheus prometheus-alertmanager (Debian)
 
 check: install
-	@command -v promtool >/dev/null && command -v amtool >/dev/null || { echo "make check needs $(CHECKERS)" >&2; exit 2; }
+	@bash tests/system-packages.sh --checkers || { echo "make check needs $(CHECKERS)" >&2; exit 2; }
 	$(PYTEST) -m "not integration and not e2e" $(PYTEST_FLAGS)
 
 integration: install

@@ -43,6 +43,12 @@ read_missing() {
     done < <(missing_packages "$@")
 }
 
+# `--checkers`: only the fast tier's promtool and amtool (what `make check` needs).
+if [ "${1:-}" = "--checkers" ]; then
+    DEBIAN=(promtool:prometheus amtool:prometheus-alertmanager)
+    HOMEBREW=(promtool:prometheus amtool:alertmanager)
+fi
+
 case "$(uname -s)" in
 Linux)
     read_missing "${DEBIAN[@]}"
