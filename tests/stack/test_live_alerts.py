@@ -98,7 +98,9 @@ def test_rank_lost_mid_job_fires_but_a_job_that_ended_does_not(live):
             steps=40,
             single_rank=True,
             fresh_ports=True,
-            extra=("--linger", "3"),
+            # Paced and lingering for several 1 s scrapes: a busy machine still sees the
+            # rank up, then its finished flag, before it leaves /sd.
+            extra=("--step-sleep", "0.1", "--linger", "10"),
         ),
         lost: start_job(
             live.config,

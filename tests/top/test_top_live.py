@@ -77,10 +77,13 @@ def _expressions(live) -> dict[str, str]:
     return exprs
 
 
-def _rows(lines: list[str], header: str) -> list[list[str]]:
-    """The whitespace-split rows of the table whose header line starts with `header`,
-    up to the next line that is not a table row."""
-    start = next(i for i, line in enumerate(lines) if line.split()[:1] == [header])
+def _rows(lines: list[str], header: str, after: str = "") -> list[list[str]]:
+    """The whitespace-split rows of the first table whose header line starts with `header`
+    (below the first line starting with `after`, when given), up to the next line that is
+    not a table row. Other jobs of the session (ended ones too) have rank tables of their
+    own, in any order."""
+    first = next(i for i, line in enumerate(lines) if line.startswith(after)) if after else 0
+    start = next(i for i, line in enumerate(lines) if i > first and line.split()[:1] == [header])
     columns = len(lines[start].split())
     rows = []
     for line in lines[start + 1 :]:
@@ -138,9 +141,11 @@ def test_once_prints_the_figures_prometheus_answers(live):
     check_figure(comm, sampler.values("job/comm"), "job comm")
     check_figure(lag, sampler.values("job/lag"), "slowest rank lag")
 
-    ranks = _rows(lines, "RANK")
+    ranks = _rows(lines, "RANK", after=job_line)
     assert [row[0] for row in ranks] == ["0", "1"]
-    rank_header = next(line for line in lines if line.startswith("RANK")).split()
+    rank_header = next(
+        line for line in lines[lines.index(job_line) :] if line.startswith("RANK")
+    ).split()
     for row in ranks:
         cells = dict(zip(rank_header, row, strict=True))
         rank = cells["RANK"]
