@@ -151,5 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     return run(kind, name, args)
 
 
+def _exit(status: int) -> None:
+    """Exit with the program's status. After a failure, skip the interpreter's teardown: a
+    process group the program left open can block it while a peer waits in a collective,
+    and the rank would never exit for torchrun to notice."""
+    if status == 0:
+        sys.exit(0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from minicluster.core.logformat import parse_line
-from tests.launcher.conftest import cli, processes_naming, run_cli
+from tests.launcher.conftest import (
+    cli,
+    loopback_config,
+    processes_naming,
+    run_cli,
+    write_config,
+)
 from tests.launcher.test_user_jobs_two_hosts import BOOM, GRAD_BYTES, SLEEPER
 from tests.support import wait_until
 
@@ -58,7 +64,11 @@ def test_the_instrumented_example_runs_like_the_built_in_trainer(cluster, tmp_pa
     assert "mini-yellow torchrun rank 1 done: 12 steps" in "\n".join(lines)
 
 
-def test_a_rank_that_raises_fails_the_job_and_leaves_nothing(cluster, tmp_path):
+def test_a_rank_that_raises_fails_the_job_and_leaves_nothing(tmp_path):
+    # No restarts: each one would re-import torch and raise again, which on a busy machine
+    # takes minutes and says nothing more.
+    config = loopback_config(tmp_path / "state", max_restarts=0)
+    cluster = (config, write_config(config, tmp_path / "config.yaml"))
     project = tmp_path / "boom"
     project.mkdir()
     (project / "boom.py").write_text(BOOM)
