@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+
+from minicluster.demo.ports import free_port_block
 
 T = TypeVar("T")
 
@@ -52,10 +53,20 @@ def git(*args: str) -> list[str]:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A TCP port nothing listens on right now, outside the kernel's ephemeral range."""
+    return free_port_block(1, host)
+
+
+# Lines of a job's output that say why it stopped; a failed job ends in the tracebacks
+# of the nodes it stopped, which hide the first cause in the output's tail.
+_CAUSE_MARKERS = ("stopping the job", "exited with status", "Error", "error:", "failed")
+
+
+def job_failure(result) -> str:
+    """A failed CLI run's message: the lines naming the cause, then the output's end."""
+    lines = (result.stdout + result.stderr).splitlines()
+    causes = [line for line in lines if any(m in line for m in _CAUSE_MARKERS)][:25]
+    return "\n".join(["-- cause lines --", *causes, "-- end of output --", *lines[-30:]])
 
 
 def wait_until(

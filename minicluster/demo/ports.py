@@ -8,6 +8,7 @@ rather than failing or scraping the wrong Prometheus.
 
 from __future__ import annotations
 
+import random
 import socket
 
 from minicluster.core.config import Config, parse_config
@@ -25,18 +26,28 @@ def port_free(address: str, port: int) -> bool:
     return True
 
 
+# Ports are drawn below the ephemeral range (Linux: 32768-60999, macOS: 49152-65535).
+# A port the kernel hands out for `bind(0)` is an ephemeral one, which the outgoing
+# connections and gloo's listeners of a starting job also draw from: one of them can take
+# it between the check and the server's own bind.
+PORT_RANGE = range(20000, 32768)
+_handed_out: set[int] = set()  # never the same port twice from one process
+
+
 def free_port_block(count: int, address: str = "127.0.0.1", avoid: set[int] = frozenset()) -> int:
     """The first of `count` consecutive free ports, none of them in `avoid`."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    for _ in range(100):
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.bind((address, 0))
-            base = sock.getsockname()[1]
+    for _ in range(200):
+        base = random.randrange(PORT_RANGE.start, PORT_RANGE.stop - count + 1)
         block = range(base, base + count)
-        usable = block.stop <= 65536 and not avoid.intersection(block)
-        if usable and all(port_free(address, port) for port in block):
+        if avoid.intersection(block) or _handed_out.intersection(block):
+            continue
+        if all(port_free(address, port) for port in block):
+            _handed_out.update(block)
             return base
-    raise OSError(f"no {count} consecutive free TCP ports on {address}")
+    raise OSError(
+        f"no {count} consecutive free TCP ports on {address} in "
+        f"{PORT_RANGE.start}-{PORT_RANGE.stop - 1}"
+    )
 
 
 def busy_ports(config: Config) -> list[tuple[str, int]]:

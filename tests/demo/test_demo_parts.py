@@ -12,7 +12,7 @@ import pytest
 
 from minicluster.core.config import load_config
 from minicluster.demo import services
-from minicluster.demo.ports import busy_ports, with_free_ports
+from minicluster.demo.ports import PORT_RANGE, busy_ports, free_port_block, with_free_ports
 from tests.demo.conftest import REPO, demo_config_file
 
 CLI = str(Path(sys.executable).with_name("minicluster"))
@@ -33,6 +33,16 @@ def test_busy_ports_move_and_the_rest_stay(tmp_path: Path) -> None:
     assert moved.alertmanager.port == config.alertmanager.port
     assert [n.exporter_port for n in moved.nodes] == [n.exporter_port for n in config.nodes]
     assert busy_ports(moved) == []
+
+
+def test_free_ports_are_outside_the_ephemeral_range_and_never_repeat() -> None:
+    """A job's outgoing connections take ephemeral ports, so a port handed to a server
+    is not one of them, nor one handed out before (and perhaps not yet bound)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    blocks = [free_port_block(3) for _ in range(50)]
+    ports = [port for base in blocks for port in range(base, base + 3)]
+    assert len(set(ports)) == len(ports)
+    assert all(PORT_RANGE.start <= port < min(PORT_RANGE.stop, low) for port in ports)
 
 
 def _sleeper() -> subprocess.Popen:

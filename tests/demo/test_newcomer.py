@@ -18,7 +18,9 @@ from tests.support import require_tool
 
 pytestmark = pytest.mark.integration
 
-STEPS = 40
+# Long enough (about 15 s of paced steps) for several 3 s scrapes while it trains, even when
+# a busy machine delays the first scrape: a rate needs two samples that differ.
+STEPS = 150
 PANELS = 6
 
 

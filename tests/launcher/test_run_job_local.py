@@ -15,7 +15,7 @@ import pytest
 
 from minicluster.core.logformat import parse_line
 from tests.launcher.conftest import cli, processes_naming, run_cli
-from tests.support import as_foreground_job, free_port, wait_until
+from tests.support import as_foreground_job, free_port, job_failure, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ def test_local_job_runs_to_completion_without_any_ssh(tmp_path):
         "--log-interval", "2",
         cwd=tmp_path, env=env,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, job_failure(result)
     record = _record(tmp_path)
     job_id = record["job_id"]
     assert record["status"] == "succeeded" and record["exit_code"] == 0
@@ -83,7 +83,7 @@ def test_two_ranks_per_node_with_metrics_count_every_all_reduce(tmp_path, cluste
         "--nproc-per-node", "2", "--logs-dir", "out/logs", "--runs-dir", "out/runs",
         cwd=tmp_path,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, job_failure(result)
     record = _record(tmp_path / "out")
     summary = record["summary"]
     assert summary["world_size"] == 4 and summary["ranks_reported"] == 4

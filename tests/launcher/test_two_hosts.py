@@ -24,7 +24,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from minicluster.core.logformat import parse_line
 from tests.hosts.network import HOST_INTERFACE, ip
 from tests.launcher.conftest import cli, deploy_pair, job_processes, pair_prometheus
-from tests.support import as_foreground_job, require_tool, wait_until, without_outer_make
+from tests.support import (
+    as_foreground_job,
+    job_failure,
+    require_tool,
+    wait_until,
+    without_outer_make,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +111,7 @@ def test_a_job_runs_across_both_hosts_over_ssh(minis, tmp_path):
         _make_run_job(cluster.config_path, tmp_path, STEPS, "--linger 8 --log-interval 5"),
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, job_failure(result)
     after = {host.name: _nic_bytes(cluster, host) for host in cluster.hosts.values()}
 
     record = _record(tmp_path / "runs")

@@ -21,7 +21,7 @@ from tests.launcher.conftest import (
     write_config,
 )
 from tests.launcher.test_user_jobs_two_hosts import BOOM, GRAD_BYTES, SLEEPER
-from tests.support import wait_until
+from tests.support import job_failure, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def test_the_instrumented_example_runs_like_the_built_in_trainer(cluster, tmp_pa
     shutil.copytree(EXAMPLES / "ddp_track", project)
     command = ["python", "train.py", "--steps", str(steps)]
     result = _run(cluster, tmp_path, project, *command, flags=())  # with /metrics
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, job_failure(result)
     (record,) = _records(tmp_path / "runs")
     summary = record["summary"]
     assert record["status"] == "succeeded" and summary["ranks_reported"] == 2

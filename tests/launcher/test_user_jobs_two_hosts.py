@@ -24,7 +24,7 @@ from minicluster.core.logformat import parse_line
 from minicluster.core.promapi import Prometheus
 from minicluster.launcher.ship import project_key
 from tests.launcher.conftest import cli, deploy_pair, job_processes, pair_prometheus
-from tests.support import wait_until
+from tests.support import job_failure, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -126,7 +126,7 @@ def test_the_sharding_layout_runs_on_both_hosts_and_only_changes_travel(minis, t
     out = tmp_path / "out"
 
     first = _run_job(cluster, out, root, ["python", "run_distributed.py", "--items", "100000"])
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert first.returncode == 0, job_failure(first)
     record = _records(out)[-1]
     assert record["status"] == "succeeded" and record["project"]["files"] == 6
     lines = _merged(out, record)
@@ -146,7 +146,7 @@ def test_the_sharding_layout_runs_on_both_hosts_and_only_changes_travel(minis, t
     # The sharding test, both ways, from the unchanged folder: nothing travels.
     for command in (["-m", "src.tests.test_sharding"], ["src/tests/test_sharding.py"]):
         again = _run_job(cluster, out, root, ["python", *command])
-        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        assert again.returncode == 0, job_failure(again)
         record = _records(out)[-1]
         assert _lines_from(_merged(out, record), "2 sharding tests passed") == {
             "mini-red",
@@ -169,7 +169,7 @@ def test_the_sharding_layout_runs_on_both_hosts_and_only_changes_travel(minis, t
     script = root / "run_distributed.py"
     script.write_text(script.read_text().replace('"OK"', '"OK, edited"'))
     edited = _run_job(cluster, out, root, ["python", "run_distributed.py", "--items", "1000"])
-    assert edited.returncode == 0, edited.stdout[-3000:] + edited.stderr[-3000:]
+    assert edited.returncode == 0, job_failure(edited)
     record = _records(out)[-1]
     assert [(s["sent_files"], s["unchanged"]) for s in record["project"]["shipped"]] == [
         (1, 5),
@@ -192,7 +192,7 @@ def test_the_instrumented_example_reports_every_step_and_gradient_byte(minis, tm
         cluster, out, project, ["python", "train.py", "--steps", str(steps)],
         "--linger", str(LINGER),
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, job_failure(result)
     record = _records(out)[-1]
     job = record["job_id"]
     assert record["summary"]["steps"] == steps and record["summary"]["target_steps"] == steps
@@ -222,7 +222,7 @@ def test_the_plain_example_is_observed_without_a_line_of_code(minis, tmp_path):
         cluster, out, project, ["python", "train.py", "--steps", str(steps)],
         "--linger", str(LINGER),
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, job_failure(result)
     record = _records(out)[-1]
     job = record["job_id"]
     prom = pair_prometheus(cluster)
@@ -330,10 +330,10 @@ def test_dependencies_install_once_and_a_missing_package_is_named_per_node(minis
     (root / "requirements.txt").write_text("psutil\n")
     command = ["python", "-m", "src.tests.test_sharding"]
     first = _run_job(cluster, out, root, command, "--install-deps")
-    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.returncode == 0, job_failure(first)
     assert "installed dependencies from requirements.txt" in first.stderr
     second = _run_job(cluster, out, root, command, "--install-deps")
-    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.returncode == 0, job_failure(second)
     assert "dependencies from requirements.txt already installed" in second.stderr
 
     (root / "requirements.txt").write_text("minicluster-no-such-package==1.0\n")
@@ -362,7 +362,7 @@ def test_a_full_disk_on_one_host_is_named_and_nothing_starts(minis, tmp_path):
         result = _run_job(cluster, out, root, ["python", "run_distributed.py"])
     finally:
         cluster.yellow.run(f"umount {jobs}", check=False)
-    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.returncode == 1, job_failure(result)
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("not started")]
     assert "mini-yellow: receiving the files: cannot write" in line
     assert "No space left on device" in line and "mini-red" not in line

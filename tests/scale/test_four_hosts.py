@@ -22,7 +22,7 @@ from minicluster.core.logformat import parse_line
 from minicluster.render.dashboards import dashboards
 from tests.launcher.conftest import cli
 from tests.scale.conftest import NAMES, Grown, run_cli
-from tests.support import wait_until
+from tests.support import job_failure, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -131,7 +131,7 @@ def test_a_job_runs_on_all_four_hosts_and_every_rank_is_found(cluster4: Grown, t
         run_job(cluster4, tmp_path, "--steps", str(STEPS), "--linger", "8", "--log-interval", "5"),
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, job_failure(result)
     job = record(tmp_path)
     job_id, summary = job["job_id"], job["summary"]
     assert job["status"] == "succeeded"
