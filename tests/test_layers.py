@@ -37,6 +37,7 @@ COMPONENTS = (
     "demo",
     "bench",
     "top",
+    "security",
 )
 
 # (importing component, imported module or package): why the interface exists.

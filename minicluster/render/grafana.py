@@ -23,6 +23,7 @@ from pathlib import Path
 
 from minicluster.core import layout
 from minicluster.core.config import Config, ConfigError
+from minicluster.core.repository import inside_repository
 from minicluster.render.yamltext import dump_yaml
 
 # Dashboards and the provisioned datasource agree on this uid (never on a name).
@@ -30,8 +31,6 @@ DATASOURCE_UID = "minicluster-prometheus"
 FOLDER_UID = "minicluster"
 FOLDER_TITLE = "minicluster"
 PROVIDER_NAME = "minicluster"
-
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -58,14 +57,6 @@ def secret_files(config: Config) -> list[SecretFile]:
     ]
 
 
-def _inside_repository(path: Path) -> bool:
-    try:
-        path.resolve().relative_to(_REPO_ROOT)
-    except ValueError:
-        return False
-    return (_REPO_ROOT / "pyproject.toml").is_file()
-
-
 def ensure_secrets(config: Config) -> list[SecretFile]:
     """Create each missing secret (mode 0600, folder 0700); never overwrite an existing one.
 
@@ -73,7 +64,7 @@ def ensure_secrets(config: Config) -> list[SecretFile]:
     """
     files = secret_files(config)
     for secret, key in zip(files, ("admin_password_file", "secret_key_file"), strict=True):
-        if _inside_repository(secret.local):
+        if inside_repository(secret.local):
             raise ConfigError(
                 "config", f"grafana.{key}", f"{secret.local} is inside the repository"
             )
