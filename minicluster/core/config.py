@@ -415,6 +415,23 @@ class AlertThresholds(_Section):
         return value
 
 
+class SecuritySettings(_Section):
+    # Mutual TLS for exporters and trainer ranks, HTTPS and basic auth for Prometheus and
+    # Alertmanager. Only the local demo on loopback turns it off.
+    tls: bool = True
+    # The cluster CA, certificates and web password on the control machine (never a node),
+    # one folder per cluster name below it; refused inside the repository when used.
+    pki_dir: str = "~/.config/minicluster/pki"
+
+    @field_validator("pki_dir")
+    @classmethod
+    def _pki_dir(cls, value: str) -> str:
+        _one_line(value)
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
 class Config(_Section):
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     nodes: Annotated[list[NodeSettings], Field(min_length=1)]
@@ -424,6 +441,7 @@ class Config(_Section):
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
     alerts: AlertThresholds = Field(default_factory=AlertThresholds)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @property
     def master(self) -> NodeSettings:

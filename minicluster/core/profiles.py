@@ -65,6 +65,8 @@ def local_profile(state_dir: Path | None = None, **sections: dict) -> Config:
         "alertmanager": {},
         "grafana": {},
         "trainer": {"steps": 60, "checkpoint_interval": 20, "linger_seconds": 10},
+        # One machine on loopback: the demo stays plain HTTP, and says so.
+        "security": {"tls": False},
     }
     for section, names in [
         ("prometheus", ["prometheus"]),

@@ -66,3 +66,32 @@ def test_unknown_node_lookup_names_the_known_ones(tmp_path):
 )
 def test_key_path(loc, text):
     assert key_path(loc) == text
+
+
+def test_security_is_on_by_default_and_off_in_the_local_profile(tmp_path):
+    from minicluster.core.config import parse_config
+
+    node = {"name": "mini-red", "address": "10.0.0.2", "role": "master", "ssh_user": "admin"}
+    config = parse_config({"nodes": [node]}, "c.yaml")
+    assert config.security.tls is True
+    assert config.security.pki_dir == "~/.config/minicluster/pki"
+    assert local_profile(tmp_path).security.tls is False
+    assert local_profile(tmp_path, security={"tls": True}).security.tls is True
+
+
+@pytest.mark.parametrize(
+    ("section", "reason"),
+    [
+        ({"tls": "maybe"}, "security.tls: Input should be a valid boolean"),
+        ({"pki_dir": "/tmp/pki\nx"}, "security.pki_dir: '/tmp/pki\\nx' must be one line"),
+        ({"pki_dir": "  "}, "security.pki_dir: must not be empty"),
+        ({"ca": "x"}, "security.ca: unknown key"),
+    ],
+)
+def test_bad_security_section_is_one_line(section, reason):
+    from minicluster.core.config import parse_config
+
+    node = {"name": "mini-red", "address": "10.0.0.2", "role": "master", "ssh_user": "admin"}
+    with pytest.raises(ConfigError) as err:
+        parse_config({"nodes": [node], "security": section}, "c.yaml")
+    assert str(err.value).startswith(f"c.yaml: {reason}")
