@@ -14,6 +14,9 @@ node (it is usually not a path on this machine).
 <install_dir>/staging/             a new tree, checked there before it replaces stack/
 <install_dir>/data/<service>       Prometheus TSDB, Alertmanager state, Grafana database
 <install_dir>/secrets/             Grafana's admin password and secret key, mode 0600
+<install_dir>/tls/                 (0700) ca.crt, node.crt, node.key and exporter-web.yml on
+                                   every node; prometheus-client.crt/.key, web-password and
+                                   web.yml (Prometheus' and Alertmanager's) on the master
 <install_dir>/<trainer dirs>       trainer.checkpoint_dir and trainer.log_dir when relative
 <install_dir>/jobs/<project>/tree  a user project shipped by run-job (see launcher/ship.py)
 <install_dir>/jobs/<project>/env   that project's job environment, layered on the node venv
@@ -82,6 +85,17 @@ def log_dir(node: NodeSettings) -> str:
     return _under(node, "logs")
 
 
+def tls_dir(node: NodeSettings) -> str:
+    """The node's certificates, key, web-config files and (master) the web password."""
+    return _under(node, "tls")
+
+
+def tls_path(node: NodeSettings, name: str) -> str:
+    """A file in the node's tls folder: ca.crt, node.crt, node.key, exporter-web.yml, and on
+    the master prometheus-client.crt/.key, web-password and web.yml."""
+    return _under(node, "tls", name)
+
+
 # --- the master's monitoring stack ----------------------------------------------------------
 
 
@@ -113,7 +127,7 @@ def secret_path(node: NodeSettings, name: str) -> str:
 def deployed_paths(node: NodeSettings) -> list[str]:
     """What deploy puts into install_dir, except data and logs (undeploy removes these)."""
     paths = [venv_dir(node), wheels_dir(node), config_path(node), exporter_inputs_path(node),
-             run_dir(node)]  # fmt: skip
+             run_dir(node), tls_dir(node)]  # fmt: skip
     if node.role == "master":
         paths += [stack_dir(node), previous_stack_dir(node), staging_dir(node), secrets_dir(node)]
     return paths

@@ -18,7 +18,7 @@ LAYOUT = ROOT / "minicluster" / "core" / "layout.py"
 # Folder and file names directly below install_dir: appending one of them to anything is
 # building a node path by hand.
 NODE_NAMES = ("venv", "logs", "run", "stack", "staging", "secrets", "data", "wheels", "jobs",
-              "config.yaml", "exporter.inputs")  # fmt: skip
+              "config.yaml", "exporter.inputs", "tls")  # fmt: skip
 
 
 def _mentions_install_dir(node: ast.AST) -> bool:
@@ -101,6 +101,8 @@ def test_the_layout_of_a_node():
     assert layout.data_dir(node, "prometheus") == "/opt/minicluster/data/prometheus"
     assert layout.secret_path(node, "k") == "/opt/minicluster/secrets/k"
     assert layout.wheel_path(node, "m.whl") == "/opt/minicluster/wheels/m.whl"
+    assert layout.tls_dir(node) == "/opt/minicluster/tls"
+    assert layout.tls_path(node, "node.key") == "/opt/minicluster/tls/node.key"
     # A trailing slash in the config makes no double slash.
     assert layout.venv_python(_node("/opt/minicluster/")) == "/opt/minicluster/venv/bin/python"
     # The node's own properties are the layout's.
@@ -124,5 +126,8 @@ def test_undeploy_keeps_data_and_logs_and_removes_the_masters_stack():
         kept = {layout.log_dir(node), layout.data_dir(node, "prometheus")}
         assert not kept & set(layout.deployed_paths(node))
         assert layout.venv_dir(node) in layout.deployed_paths(node)
+        # Keys and certificates leave with the node's install; the CA stays on the control
+        # machine for a later deploy.
+        assert layout.tls_dir(node) in layout.deployed_paths(node)
     assert layout.stack_dir(master) in layout.deployed_paths(master)
     assert layout.stack_dir(worker) not in layout.deployed_paths(worker)
