@@ -23,6 +23,8 @@ from pydantic import ValidationError
 from minicluster.core import layout
 from minicluster.core.config import ConfigError, NodeSettings, TrainerSettings, load_config
 from minicluster.core.profiles import default_state_dir
+from minicluster.track.settings import tls_files
+from minicluster.track.tls import TlsFiles, server_context
 
 CLI_SOURCE = "command line"
 GRAD_SYNC_CHOICES = ("auto", "ddp", "staged")
@@ -61,6 +63,7 @@ class RunSettings:
     interface: str | None  # the training link, for GLOO_SOCKET_IFNAME
     grad_sync: str  # auto | ddp | staged
     step_sleep_seconds: float
+    tls: TlsFiles | None = None  # the node's files for a mutual-TLS endpoint; None: plain
 
     @property
     def job_checkpoint_dir(self) -> Path:
@@ -171,6 +174,9 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> R
         checkpoint_dir = Path(layout.checkpoint_dir(node, trainer))
         log_dir = Path(layout.rank_log_dir(node, trainer))
         run_dir = Path(layout.run_dir(node))
+        tls = tls_files(config, node)
+        if tls is not None and not args.no_metrics:
+            server_context(tls)  # a missing file: one line before joining the job
     else:
         trainer = _trainer_with_overrides(TrainerSettings(), args)
         node_name = args.node or socket.gethostname().split(".")[0].lower()
@@ -180,6 +186,7 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> R
         checkpoint_dir = state / trainer.checkpoint_dir
         log_dir = state / trainer.log_dir
         run_dir = state / "run"
+        tls = None
     return RunSettings(
         trainer=trainer,
         node=node_name,
@@ -193,6 +200,7 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> R
         interface=interface,
         grad_sync=args.grad_sync,
         step_sleep_seconds=args.step_sleep,
+        tls=tls,
     )
 
 

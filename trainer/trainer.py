@@ -173,6 +173,7 @@ class Trainer:
             log_dir=run.job_log_dir,
             log_interval=run.trainer.log_interval,
             linger_seconds=run.trainer.linger_seconds,
+            tls=run.tls,
         )
 
     def _resume(self) -> int:

@@ -52,7 +52,11 @@ Settings (the first that is set wins):
 - rank, local rank, world size, restarts: torchrun's RANK, LOCAL_RANK, WORLD_SIZE,
   TORCHELASTIC_RESTART_COUNT (0, 0, 1, 0 without torchrun).
 Nothing here stops the program: a taken port or an unwritable run dir is one WARNING
-line, and the tracker keeps counting without an endpoint or discovery.
+line, and the tracker keeps counting without an endpoint or discovery. The exception is
+a node whose config says `security.tls: true`: the endpoint then serves HTTPS and
+answers only client certificates the cluster CA signed, and a missing or unreadable
+<install_dir>/tls/ file ends the rank at start with one ERROR line naming it (exit 2)
+rather than serving the LAN plain HTTP.
 
 A program that does not use this API can still be observed: `python -m
 minicluster.track.observe SCRIPT.py ARGS` (see minicluster.track.observe).

@@ -4,7 +4,8 @@
 pattern), so the loop never calls Prometheus except for two histograms. Job, rank and
 node labels come from the `/sd` target labels, not from here. psutil's `process_*` are
 served too (prometheus_client's own process collector reads /proc, which macOS lacks).
-`NullSink` is the same interface doing nothing.
+`NullSink` is the same interface doing nothing. With the node's TLS files the endpoint
+is mutual TLS (minicluster.track.tls); without them, plain HTTP.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from minicluster.core import metrics as m
 from minicluster.exporter.collectors.process import ProcessCollector, ProcessReader
+from minicluster.track import tls
 from minicluster.track.stats import CollectiveStats, RunInfo, RunStats
 
 # Steps of a tiny model on a Mini take about a millisecond; a large one, seconds.
@@ -165,10 +167,11 @@ class NullSink:
 
 
 class PrometheusSink(NullSink):
-    """Serves this rank's metrics on address:port (0: any free port) with its own registry."""
+    """Serves this rank's metrics on address:port (0: any free port) with its own registry,
+    over mutual TLS when given the node's files."""
 
-    def __init__(self, address: str, port: int):
-        self.address, self.port = address, port
+    def __init__(self, address: str, port: int, tls_files: tls.TlsFiles | None = None):
+        self.address, self.port, self.tls_files = address, port, tls_files
         self.registry = CollectorRegistry()
         self.step_duration = Histogram(
             m.STEP_DURATION,
@@ -192,10 +195,16 @@ class PrometheusSink(NullSink):
         return f"{host}:{self.port}"
 
     def start(self, collector: Collector) -> None:
-        """Serve; raises OSError when the port is taken (the caller falls back)."""
+        """Serve; raises OSError when the port is taken (the caller falls back) and
+        TlsFileError (a ConfigError) when a TLS file is unusable (never plain instead)."""
         self.registry.register(collector)
         self.registry.register(PsutilProcessCollector())
-        self._server, _ = start_http_server(self.port, addr=self.address, registry=self.registry)
+        if self.tls_files is not None:
+            self._server = tls.serve(self.address, self.port, self.registry, self.tls_files)
+        else:
+            self._server, _ = start_http_server(
+                self.port, addr=self.address, registry=self.registry
+            )
         self.port = self._server.server_port  # the real one when 0 was asked for
 
     def close(self) -> None:

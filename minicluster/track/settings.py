@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minicluster.core import layout
-from minicluster.core.config import Config, ConfigError, load_config
+from minicluster.core.config import Config, ConfigError, NodeSettings, load_config
+from minicluster.track.tls import TlsFiles
 
 DEFAULT_CONFIG = "/opt/minicluster/config.yaml"
 DEFAULT_BASE_PORT = 9400
@@ -47,6 +48,7 @@ class TrackSettings:
     log_dir: Path | None = None  # this job's rank logs; None: stdout only
     log_interval: int = DEFAULT_LOG_INTERVAL
     linger_seconds: float = 0.0
+    tls: TlsFiles | None = None  # None: plain HTTP (no config, or security.tls off)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -56,6 +58,17 @@ def hostname() -> str:
 
 def fresh_job_id() -> str:
     return time.strftime("job-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def tls_files(config: Config, node: NodeSettings) -> TlsFiles | None:
+    """The node's TLS files when its config turns TLS on (checked only when serving)."""
+    if not config.security.tls:
+        return None
+
+    def path(name: str) -> Path:
+        return Path(layout.tls_path(node, name))
+
+    return TlsFiles(ca=path("ca.crt"), cert=path("node.crt"), key=path("node.key"))
 
 
 def _int(env: Mapping[str, str], name: str, default: int, warnings: list[str]) -> int:
@@ -119,9 +132,12 @@ def resolve(env: Mapping[str, str] | None = None) -> TrackSettings:
         trainer = config.trainer
         log_dir: Path | None = Path(layout.job_log_dir(node, trainer, job_id))
         log_interval, linger = trainer.log_interval, trainer.linger_seconds
+        tls = tls_files(config, node)
     else:
+        # Without the node's config: plain HTTP on loopback (unless the environment
+        # moves it), where no one else on the LAN reaches it.
         base_port, address, run_dir, log_dir = DEFAULT_BASE_PORT, "127.0.0.1", None, None
-        log_interval, linger = DEFAULT_LOG_INTERVAL, 0.0
+        log_interval, linger, tls = DEFAULT_LOG_INTERVAL, 0.0, None
 
     port: int | None = base_port + local_rank
     raw_port = env.get(ENV_PORT, "")
@@ -148,5 +164,6 @@ def resolve(env: Mapping[str, str] | None = None) -> TrackSettings:
         log_dir=log_dir,
         log_interval=max(1, _int(env, ENV_LOG_INTERVAL, log_interval, warnings)),
         linger_seconds=_float(env, ENV_LINGER, linger, warnings),
+        tls=tls,
         warnings=tuple(warnings),
     )

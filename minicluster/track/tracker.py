@@ -29,8 +29,10 @@ from minicluster.track.log import RankLog, compact_json
 from minicluster.track.publish import NullSink, PrometheusSink, TrackCollector
 from minicluster.track.settings import TrackSettings
 from minicluster.track.stats import CommStats, LossMeter, RunInfo, RunStats
+from minicluster.track.tls import TlsFileError
 
 clock = time.perf_counter
+EXIT_TLS = 2  # a rank whose node's TLS files are unusable: like a bad setting
 
 
 class _Phase:
@@ -155,10 +157,19 @@ class Tracker:
 
     def _serve(self, required: bool) -> None:
         s = self.settings
-        sink = PrometheusSink(s.metrics_address, s.metrics_port or 0)
+        sink = PrometheusSink(s.metrics_address, s.metrics_port or 0, s.tls)
         collector = TrackCollector(self.stats, self.info, collectives.STATS)
         try:
             sink.start(collector)
+        except TlsFileError as exc:
+            # Unlike a taken port this stops the rank: serving plain HTTP instead would
+            # open the rank to the LAN, and a rank Prometheus cannot scrape is a blind job.
+            if required:
+                raise  # the trainer prints it as it prints any bad setting
+            self._log.error("tls", reason=json.dumps(str(exc)))
+            if self._own_log:
+                self._log.close()
+            raise SystemExit(EXIT_TLS) from None
         except OSError as exc:
             if required:
                 raise
