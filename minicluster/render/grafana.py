@@ -23,6 +23,7 @@ from pathlib import Path
 
 from minicluster.core import layout
 from minicluster.core.config import Config, ConfigError
+from minicluster.core.controlpki import WEB_USER
 from minicluster.core.repository import inside_repository
 from minicluster.render.yamltext import dump_yaml
 
@@ -148,25 +149,33 @@ def grafana_ini(config: Config) -> str:
 def datasource_provisioning(config: Config) -> dict:
     master = config.master
     address = f"[{master.address}]" if ":" in master.address else master.address
-    return {
-        "apiVersion": 1,
-        "datasources": [
-            {
-                "name": f"Prometheus ({config.cluster.name})",
-                "uid": DATASOURCE_UID,
-                "type": "prometheus",
-                "access": "proxy",
-                "url": f"http://{address}:{config.prometheus.port}",
-                "isDefault": True,
-                "editable": False,
-                "jsonData": {
-                    # Lets $__rate_interval cover four scrapes.
-                    "timeInterval": f"{config.prometheus.scrape_interval_seconds}s",
-                    "httpMethod": "POST",
-                },
-            }
-        ],
+    tls = config.security.tls
+    source = {
+        "name": f"Prometheus ({config.cluster.name})",
+        "uid": DATASOURCE_UID,
+        "type": "prometheus",
+        "access": "proxy",
+        "url": f"{'https' if tls else 'http'}://{address}:{config.prometheus.port}",
+        "isDefault": True,
+        "editable": False,
+        "jsonData": {
+            # Lets $__rate_interval cover four scrapes.
+            "timeInterval": f"{config.prometheus.scrape_interval_seconds}s",
+            "httpMethod": "POST",
+        },
     }
+    if tls:
+        # Prometheus serves HTTPS with basic auth (its web.yml): Grafana logs in as the web
+        # user and checks the master's certificate against the cluster CA. Both secrets are
+        # read from the master's tls folder by $__file{}, never written here.
+        source["basicAuth"] = True
+        source["basicAuthUser"] = WEB_USER
+        source["jsonData"]["tlsAuthWithCACert"] = True
+        source["secureJsonData"] = {
+            "basicAuthPassword": f"$__file{{{layout.tls_path(master, 'web-password')}}}",
+            "tlsCACert": f"$__file{{{layout.tls_path(master, 'ca.crt')}}}",
+        }
+    return {"apiVersion": 1, "datasources": [source]}
 
 
 def dashboard_provisioning(config: Config) -> dict:

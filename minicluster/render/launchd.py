@@ -57,18 +57,23 @@ def exporter_label() -> str:
 
 
 def exporter_plist(config: Config, node: NodeSettings, config_path: str) -> dict:
-    """The exporter's LaunchDaemon on `node`; `config_path` is config.yaml on that node."""
+    """The exporter's LaunchDaemon on `node`; `config_path` is config.yaml on that node.
+
+    With security.tls it serves HTTPS and requires a client certificate (exporter-web.yml)."""
+    arguments = [
+        layout.venv_python(node),
+        "-m",
+        "minicluster.exporter",
+        "--config",
+        config_path,
+        "--node",
+        node.name,
+    ]
+    if config.security.tls:
+        arguments += ["--web-config", layout.tls_path(node, "exporter-web.yml")]
     return daemon_plist(
         exporter_label(),
-        [
-            layout.venv_python(node),
-            "-m",
-            "minicluster.exporter",
-            "--config",
-            config_path,
-            "--node",
-            node.name,
-        ],
+        arguments,
         user=node.ssh_user,
         working_directory=node.install_dir,
         log_dir=layout.log_dir(node),
@@ -99,6 +104,13 @@ def _listen(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
+def _web_config(config: Config) -> list[str]:
+    """HTTPS and basic auth for Prometheus and Alertmanager (their shared web.yml)."""
+    if not config.security.tls:
+        return []
+    return [f"--web.config.file={layout.tls_path(config.master, 'web.yml')}"]
+
+
 def prometheus_command(config: Config, config_file: str, data_dir: str) -> list[str]:
     """Prometheus' command line; launchd on the master and localstack both use it."""
     prom = config.prometheus
@@ -108,6 +120,7 @@ def prometheus_command(config: Config, config_file: str, data_dir: str) -> list[
         f"--storage.tsdb.path={data_dir}",
         f"--storage.tsdb.retention.time={prom.retention}",
         f"--web.listen-address={_listen(config.master.address, prom.port)}",
+        *_web_config(config),
         # No --web.enable-lifecycle: it would let anyone on the LAN POST /-/quit. Deploy
         # reloads a validated config with SIGHUP through launchctl instead.
     ]
@@ -121,6 +134,7 @@ def alertmanager_command(config: Config, config_file: str, data_dir: str) -> lis
         f"--config.file={config_file}",
         f"--storage.path={data_dir}",
         f"--web.listen-address={_listen(config.master.address, am.port)}",
+        *_web_config(config),
         # An empty address turns off high-availability gossip, which otherwise listens on
         # every interface (port 9094).
         "--cluster.listen-address=",

@@ -12,6 +12,11 @@ import yaml
 class _BlockDumper(yaml.SafeDumper):
     """SafeDumper that writes strings containing newlines as literal blocks."""
 
+    def ignore_aliases(self, data: object) -> bool:
+        # A section shared by several jobs is written out in each: &id001/*id001 anchors
+        # would make the files hard to read and to compare.
+        return True
+
 
 def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     if "\n" in value:

@@ -110,7 +110,9 @@ def test_rendered_plist_starts_the_exporter_with_only_its_own_environment(tmp_pa
                         "exporter_port": port,
                         "python": sys._base_executable,
                     }
-                ]
+                ],
+                # The plist's environment is under test here, not its TLS files.
+                "security": {"tls": False},
             }
         )
     )

@@ -11,8 +11,10 @@ import yaml
 
 from minicluster.cli import main
 from minicluster.core import layout
-from minicluster.render import bundle, grafana
+from minicluster.core.config import parse_config
+from minicluster.render import bundle, grafana, launchd, prometheus_config
 from tests.stack.helpers import local_config, repo_config
+from tests.stack.tlsfiles import write_ca, write_pair
 from tests.support import require_tool
 
 EXPECTED_FILES = {
@@ -53,13 +55,13 @@ def test_render_writes_every_file_and_nothing_else(tmp_path):
 def test_rendered_prometheus_config_passes_promtool_and_follows_the_contract(tmp_path):
     promtool = require_tool("promtool", "apt-get install prometheus (Homebrew: prometheus)")
     out = _render_cli(tmp_path)
+    # The certificates it names exist on the master only: off it, promtool checks syntax.
     check = subprocess.run(
-        [promtool, "check", "config", str(out / "prometheus" / "prometheus.yml")],
+        [promtool, "check", "config", "--syntax-only", str(out / "prometheus" / "prometheus.yml")],
         capture_output=True,
         text=True,
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "3 rule files found" in check.stdout
 
     prom = yaml.safe_load((out / "prometheus" / "prometheus.yml").read_text())
     assert prom["global"] == {
@@ -74,16 +76,144 @@ def test_rendered_prometheus_config_passes_promtool_and_follows_the_contract(tmp
         {"targets": ["192.0.2.10:9100"], "labels": {"node": "mini-red", "role": "master"}},
         {"targets": ["192.0.2.11:9100"], "labels": {"node": "mini-yellow", "role": "worker"}},
     ]
+    client_tls = {
+        "ca_file": "/opt/minicluster/tls/ca.crt",
+        "cert_file": "/opt/minicluster/tls/prometheus-client.crt",
+        "key_file": "/opt/minicluster/tls/prometheus-client.key",
+    }
     assert jobs["trainer"]["http_sd_configs"] == [
-        {"url": "http://192.0.2.10:9100/sd", "refresh_interval": "5s"},
-        {"url": "http://192.0.2.11:9100/sd", "refresh_interval": "5s"},
+        {"url": "https://192.0.2.10:9100/sd", "refresh_interval": "5s", "tls_config": client_tls},
+        {"url": "https://192.0.2.11:9100/sd", "refresh_interval": "5s", "tls_config": client_tls},
     ]
+    for name in ("node", "trainer"):
+        assert jobs[name]["scheme"] == "https"
+        assert jobs[name]["tls_config"] == client_tls
+        assert "basic_auth" not in jobs[name]
+    login = {
+        "scheme": "https",
+        "basic_auth": {
+            "username": "minicluster",
+            "password_file": "/opt/minicluster/tls/web-password",
+        },
+        "tls_config": {"ca_file": "/opt/minicluster/tls/ca.crt"},
+    }
+    (alerting,) = prom["alerting"]["alertmanagers"]
+    for section in (jobs["prometheus"], jobs["alertmanager"], alerting):
+        assert {key: section[key] for key in login} == login
     assert jobs["prometheus"]["static_configs"][0]["targets"] == ["192.0.2.10:9090"]
     assert jobs["alertmanager"]["static_configs"][0]["targets"] == ["192.0.2.10:9093"]
     assert prom["alerting"]["alertmanagers"][0]["static_configs"] == [
         {"targets": ["192.0.2.10:9093"]}
     ]
     assert prom["rule_files"] == ["rules/*.yml"]
+
+
+PLAIN_PROMETHEUS_YML = """\
+# Rendered by `minicluster render` from the config of cluster 'minis'.
+# Do not edit: change config.yaml and render again.
+global:
+  scrape_interval: 15s
+  scrape_timeout: 10s
+  evaluation_interval: 15s
+  external_labels:
+    cluster: minis
+alerting:
+  alertmanagers:
+  - api_version: v2
+    static_configs:
+    - targets:
+      - 192.0.2.10:9093
+rule_files:
+- rules/*.yml
+scrape_configs:
+- job_name: prometheus
+  static_configs:
+  - targets:
+    - 192.0.2.10:9090
+    labels:
+      node: mini-red
+      role: master
+- job_name: alertmanager
+  static_configs:
+  - targets:
+    - 192.0.2.10:9093
+    labels:
+      node: mini-red
+      role: master
+- job_name: node
+  static_configs:
+  - targets:
+    - 192.0.2.10:9100
+    labels:
+      node: mini-red
+      role: master
+  - targets:
+    - 192.0.2.11:9100
+    labels:
+      node: mini-yellow
+      role: worker
+- job_name: trainer
+  http_sd_configs:
+  - url: http://192.0.2.10:9100/sd
+    refresh_interval: 5s
+  - url: http://192.0.2.11:9100/sd
+    refresh_interval: 5s
+"""
+
+
+def _with(config, **sections: dict):
+    data = config.model_dump(mode="json")
+    for section, values in sections.items():
+        data[section].update(values)
+    return parse_config(data, "<test>")
+
+
+def test_without_tls_prometheus_config_is_plain_http_with_no_credentials(tmp_path):
+    config = _with(repo_config(tmp_path), security={"tls": False})
+    assert prometheus_config.render_prometheus_config(config) == PLAIN_PROMETHEUS_YML
+
+
+def _keys(data: object) -> list[str]:
+    if isinstance(data, dict):
+        return [*data, *(key for value in data.values() for key in _keys(value))]
+    if isinstance(data, list):
+        return [key for value in data for key in _keys(value)]
+    return []
+
+
+def test_tls_prometheus_config_passes_promtool_with_the_masters_files(tmp_path):
+    """The full check (files included) on a master whose tls folder is in place."""
+    promtool = require_tool("promtool", "apt-get install prometheus (Homebrew: prometheus)")
+    config = repo_config(tmp_path)
+    data = config.model_dump(mode="json")
+    for node in data["nodes"]:
+        node["install_dir"] = str(tmp_path / "node" / node["name"])
+    config = parse_config(data, "<test>")
+    master = config.master
+    tls = Path(layout.tls_dir(master))
+    ca_key, ca_cert = write_ca(tls)
+    write_pair(tls, "node", ca_key, ca_cert, master.name, server=True)
+    write_pair(tls, "prometheus-client", ca_key, ca_cert, "prometheus", server=False)
+    password = "a-password-only-its-file-holds"
+    Path(layout.tls_path(master, "web-password")).write_text(password + "\n")
+    bundle.write_bundle(config, tmp_path / "out")
+    prom_yml = tmp_path / "out" / "prometheus" / "prometheus.yml"
+    check = subprocess.run(
+        [promtool, "check", "config", str(prom_yml)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "3 rule files found" in check.stdout
+    text = prom_yml.read_text()
+    assert password not in text
+    prom = yaml.safe_load(text)
+    # The one credential is named by its file; no password, bearer token or key inline.
+    assert {key for key in _keys(prom) if "password" in key or "token" in key} == {"password_file"}
+    for job in prom["scrape_configs"]:
+        assert job["scheme"] == "https"
+        assert job["tls_config"]["ca_file"] == str(tls / "ca.crt")
+        for sd in job.get("http_sd_configs", []):
+            assert sd["url"].startswith("https://")
+            assert sd["tls_config"] == job["tls_config"]
 
 
 def test_local_profile_renders_a_valid_config_too(tmp_path):
@@ -222,12 +352,29 @@ def test_grafana_provisioning_pins_the_datasource_uid_and_locks_dashboards(tmp_p
             "uid": grafana.DATASOURCE_UID,
             "type": "prometheus",
             "access": "proxy",
-            "url": "http://192.0.2.10:9090",
+            "url": "https://192.0.2.10:9090",
             "isDefault": True,
             "editable": False,
-            "jsonData": {"timeInterval": "15s", "httpMethod": "POST"},
+            "jsonData": {
+                "timeInterval": "15s",
+                "httpMethod": "POST",
+                "tlsAuthWithCACert": True,
+            },
+            # Prometheus' web user; Grafana reads the password and the CA from the
+            # master's files, so neither is in the rendered tree.
+            "basicAuth": True,
+            "basicAuthUser": "minicluster",
+            "secureJsonData": {
+                "basicAuthPassword": "$__file{/opt/minicluster/tls/web-password}",
+                "tlsCACert": "$__file{/opt/minicluster/tls/ca.crt}",
+            },
         }
     ]
+    plain = grafana.datasource_provisioning(_with(repo_config(tmp_path), security={"tls": False}))
+    (source,) = plain["datasources"]
+    assert source["url"] == "http://192.0.2.10:9090"
+    assert not {"basicAuth", "basicAuthUser", "secureJsonData"} & set(source)
+    assert source["jsonData"] == {"timeInterval": "15s", "httpMethod": "POST"}
     (provider,) = yaml.safe_load(
         (out / "grafana/provisioning/dashboards/minicluster.yaml").read_text()
     )["providers"]
@@ -253,6 +400,9 @@ def test_launchd_plists_use_absolute_paths_and_the_node_layout(tmp_path):
         "/opt/minicluster/config.yaml",
         "--node",
         "mini-yellow",
+        # HTTPS with client certificates required.
+        "--web-config",
+        "/opt/minicluster/tls/exporter-web.yml",
     ]
     prometheus = load("mini-red", "prometheus")
     assert prometheus["ProgramArguments"] == [
@@ -261,12 +411,14 @@ def test_launchd_plists_use_absolute_paths_and_the_node_layout(tmp_path):
         "--storage.tsdb.path=/opt/minicluster/data/prometheus",
         "--storage.tsdb.retention.time=15d",
         "--web.listen-address=192.0.2.10:9090",
+        "--web.config.file=/opt/minicluster/tls/web.yml",
     ]
     # No lifecycle endpoint: POST /-/quit would be open to the LAN (deploy reloads by SIGHUP).
     assert not any("lifecycle" in arg for arg in prometheus["ProgramArguments"])
     alertmanager = load("mini-red", "alertmanager")
     assert "--cluster.listen-address=" in alertmanager["ProgramArguments"]
     assert "--web.listen-address=192.0.2.10:9093" in alertmanager["ProgramArguments"]
+    assert "--web.config.file=/opt/minicluster/tls/web.yml" in alertmanager["ProgramArguments"]
     grafana_plist = load("mini-red", "grafana")
     assert grafana_plist["ProgramArguments"] == [
         "/opt/homebrew/bin/grafana",
@@ -294,3 +446,11 @@ def test_render_removes_files_it_no_longer_renders(tmp_path):
     _render_cli(tmp_path)
     assert not stale.exists()
     assert keep.read_text() == "mine"
+
+
+def test_without_tls_no_service_is_given_a_web_config(tmp_path):
+    config = _with(repo_config(tmp_path), security={"tls": False})
+    exporter = launchd.exporter_plist(config, config.master, layout.config_path(config.master))
+    assert exporter["ProgramArguments"][-2:] == ["--node", "mini-red"]
+    for plist in launchd.master_plists(config).values():
+        assert not any("web.config" in arg for arg in plist["ProgramArguments"])
