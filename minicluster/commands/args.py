@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from minicluster.core.config import Config, ConfigError, load_config
 from minicluster.core.profiles import local_profile
+
+# promapi pulls in requests: commands that never ask Prometheus should not pay for it.
+if TYPE_CHECKING:
+    from minicluster.core.promapi import Prometheus
 
 EXIT_USAGE = 2
 
@@ -59,6 +64,16 @@ def prometheus_from_args(args: argparse.Namespace, config: Config | None) -> str
     from minicluster.core.promapi import prometheus_url
 
     return args.prometheus or prometheus_url(config)
+
+
+def prometheus_client_from_args(
+    args: argparse.Namespace, config: Config | None, timeout: float = 5.0
+) -> Prometheus:
+    """The client of `prometheus_from_args`' URL, with the cluster's credentials when the
+    config has security.tls (a missing PKI file is one ConfigError line)."""
+    from minicluster.core.promapi import prometheus_client_for
+
+    return prometheus_client_for(config, url_override=args.prometheus, timeout=timeout)
 
 
 def positive_int(value: str) -> int:

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         interfaces={n.name: n.interface for n in config.nodes} if config else {},
         lookback_seconds=args.since * 3600,
         overview_png=args.overview_png,
+        config=config,
     )
     try:
         path = build_report(request)

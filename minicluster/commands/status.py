@@ -20,7 +20,7 @@ from minicluster.commands.args import (
     add_config_arguments,
     add_prometheus_argument,
     config_from_args,
-    prometheus_from_args,
+    prometheus_client_from_args,
 )
 from minicluster.core.config import Config
 from minicluster.core.metrics import (
@@ -192,7 +192,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    prom = Prometheus(prometheus_from_args(args, config))
+    prom = prometheus_client_from_args(args, config)
     console = Console(soft_wrap=True)  # long lines stay whole for grep and narrow pipes
     try:
         status = collect(prom, config)

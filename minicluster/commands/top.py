@@ -12,7 +12,7 @@ from minicluster.commands.args import (
     add_config_arguments,
     add_prometheus_argument,
     config_beside_prometheus,
-    prometheus_from_args,
+    prometheus_client_from_args,
 )
 
 
@@ -46,12 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minicluster.core.promapi import Prometheus
     from minicluster.top import app
     from minicluster.top.queries import fetch, window_for
 
     config = config_beside_prometheus(args)
-    client = Prometheus(prometheus_from_args(args, config), timeout=3.0)
+    client = prometheus_client_from_args(args, config, timeout=3.0)
     snapshot = functools.partial(fetch, client.vector, client.base_url, config, window_for(config))
     try:
         if args.once:

@@ -16,14 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from minicluster.core.config import Config
+from minicluster.core.config import Config, ConfigError
 
 # The one user of Prometheus' and Alertmanager's basic auth (their web.yml).
 WEB_USER = "minicluster"
 
 
-class MissingCredentials(Exception):
-    """A PKI file a client needs is not there; the message is one line naming it."""
+class MissingCredentials(ConfigError):
+    """A PKI file a client needs is not there: one line naming it and what creates it
+    (the CLI prints ConfigErrors as they are and exits 2)."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,10 @@ class ClientCredentials:
         for path in paths:
             if not path.is_file():
                 raise MissingCredentials(
-                    f"{path} is missing: run `make deploy` (it creates the cluster's "
-                    f"certificates and web password in {self.root})"
+                    "config",
+                    "security.pki_dir",
+                    f"{path} is missing: run `make deploy`, which creates the cluster's "
+                    f"certificates and web password in {self.root}",
                 )
 
     def password(self) -> str:

@@ -3,6 +3,10 @@
 `vector` gives an instant query's `result` list as the API sends it; `query` and
 `query_range` give `Series`. No answer at all is `PrometheusUnreachable` (with the cause
 in a few words); an answer refusing the query is `QueryFailed`. Both are `PrometheusError`.
+
+`prometheus_client_for(config)` is how every command reaches the cluster's Prometheus: with
+security.tls it speaks HTTPS, checks the master's certificate against the cluster CA and
+logs in as the web user (minicluster.core.controlpki); the local demo's is plain HTTP.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 import requests
 
 from minicluster.core.config import Config
+from minicluster.core.controlpki import WEB_USER, client_credentials
 
 
 class PrometheusError(Exception):
@@ -46,10 +51,11 @@ class Series:
 
 
 def prometheus_url(config: Config) -> str:
-    """Where the master's Prometheus listens."""
+    """Where the master's Prometheus listens (https when security.tls)."""
     master = config.master
     host = f"[{master.address}]" if ":" in master.address else master.address
-    return f"http://{host}:{config.prometheus.port}"
+    scheme = "https" if config.security.tls else "http"
+    return f"{scheme}://{host}:{config.prometheus.port}"
 
 
 def connection_failure(text: str) -> str:
@@ -61,6 +67,9 @@ def connection_failure(text: str) -> str:
         ("resolve", "host name not found"),
         ("not known", "host name not found"),
         ("timed out", "connect timed out"),
+        ("CERTIFICATE_VERIFY_FAILED", "its certificate is not signed by the cluster CA"),
+        ("WRONG_VERSION_NUMBER", "it does not speak TLS"),
+        ("SSL", "TLS handshake failed"),
     ):
         if marker in text:
             return reason
@@ -68,15 +77,29 @@ def connection_failure(text: str) -> str:
 
 
 class Prometheus:
-    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+    """`auth` is (user, password) for basic auth; `verify` is requests' own: True (the
+    system's CAs), False, or the path of the CA file that signed the server's certificate."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 5.0,
+        auth: tuple[str, str] | None = None,
+        verify: bool | str = True,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        self.session.auth = auth
+        # Given with each request: requests lets REQUESTS_CA_BUNDLE override a session's.
+        self.verify = verify
 
     def _data(self, path: str, form: dict[str, str]) -> dict:
         try:
             # POST: long expressions do not hit URL length limits.
-            response = self.session.post(f"{self.base_url}{path}", data=form, timeout=self.timeout)
+            response = self.session.post(
+                f"{self.base_url}{path}", data=form, timeout=self.timeout, verify=self.verify
+            )
         except requests.RequestException as exc:
             reason = type(exc).__name__
             if isinstance(exc, requests.ConnectionError):
@@ -86,6 +109,12 @@ class Prometheus:
             raise PrometheusUnreachable(
                 f"Prometheus at {self.base_url} is unreachable ({reason})"
             ) from None
+        if response.status_code == 401:
+            login = "the web password was refused" if self.session.auth else "it asks to log in"
+            raise PrometheusUnreachable(
+                f"Prometheus at {self.base_url} is unreachable (HTTP 401: {login}; "
+                "`make deploy` installs the password this machine has)"
+            )
         try:
             body = response.json()
         except ValueError:
@@ -128,9 +157,35 @@ class Prometheus:
 
     def ready(self) -> bool:
         try:
-            return self.session.get(f"{self.base_url}/-/ready", timeout=self.timeout).ok
+            ready = self.session.get(
+                f"{self.base_url}/-/ready", timeout=self.timeout, verify=self.verify
+            )
+            return ready.ok
         except requests.RequestException:
             return False
 
     def close(self) -> None:
         self.session.close()
+
+
+def prometheus_client_for(
+    config: Config | None, url_override: str | None = None, timeout: float = 5.0
+) -> Prometheus:
+    """The client of `config`'s Prometheus (or of `url_override`, e.g. `--prometheus`).
+
+    With security.tls: the cluster CA checks the server and the web user logs in, over
+    https only (a password never travels in clear to an http:// override). Raises
+    MissingCredentials (a ConfigError, one line) when the CA or password file is missing.
+    Without a config (an explicit URL only) the client is plain."""
+    if config is None:
+        if url_override is None:
+            raise ValueError("a config or a URL is needed")
+        return Prometheus(url_override, timeout=timeout)
+    url = url_override or prometheus_url(config)
+    if not config.security.tls or not url.lower().startswith("https://"):
+        return Prometheus(url, timeout=timeout)
+    files = client_credentials(config)
+    files.require(files.ca_file)
+    return Prometheus(
+        url, timeout=timeout, auth=(WEB_USER, files.password()), verify=str(files.ca_file)
+    )

@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
 from minicluster.core.config import Config
+from minicluster.core.controlpki import MissingCredentials, client_credentials
 from minicluster.core.logformat import LogLine
 from minicluster.core.metrics import PHASES, busbw_factor, comm_fraction, job_comm_fraction
 
@@ -158,16 +159,36 @@ def _speed_of(metrics_text: str, device: str) -> float | None:
     return None
 
 
+def _exporter_access(config: Config) -> tuple[str, dict] | None:
+    """The scheme and requests options that read this cluster's exporters, or None when
+    this machine lacks the operator's client certificate (the speed then stays unknown)."""
+    if not config.security.tls:
+        return "http", {}
+    files = client_credentials(config)
+    try:
+        files.require(files.ca_file, files.operator_cert, files.operator_key)
+    except MissingCredentials:
+        return None
+    # Exporters require a client certificate signed by the cluster CA, and present one too.
+    cert = (str(files.operator_cert), str(files.operator_key))
+    return "https", {"cert": cert, "verify": str(files.ca_file)}
+
+
 def link_speed_bytes(config: Config, timeout: float = 2.0) -> float | None:
     """The slowest known training-interface speed among the nodes, from their exporters."""
+    access = _exporter_access(config)
+    if access is None:
+        return None
+    scheme, options = access
     speeds = []
     for node in config.nodes:
+        host = f"[{node.address}]" if ":" in node.address else node.address
         try:
-            url = f"http://{node.address}:{node.exporter_port}/metrics"
-            response = requests.get(url, timeout=timeout)
+            url = f"{scheme}://{host}:{node.exporter_port}/metrics"
+            response = requests.get(url, timeout=timeout, **options)
             response.raise_for_status()
         except requests.RequestException:
-            continue  # not deployed, or behind TLS/basic auth: the speed stays unknown
+            continue  # not deployed or not answering: the speed stays unknown
         speed = _speed_of(response.text, node.interface)
         if speed:
             speeds.append(speed)

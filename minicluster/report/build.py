@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minicluster.core.promapi import Prometheus
+from minicluster.core.config import Config
+from minicluster.core.promapi import Prometheus, prometheus_client_for
 from minicluster.launcher.summary import write_record
 from minicluster.report.charts import Line, overview_figure, panel_figure
 from minicluster.report.figures import png_bytes, save_png
@@ -40,6 +41,8 @@ class ReportRequest:
     interfaces: dict[str, str] = field(default_factory=dict)  # node -> training interface
     lookback_seconds: float = 86400.0
     overview_png: Path | None = None  # also write the main panels as one picture
+    # The cluster whose credentials reach prometheus_url (security.tls); None: plain HTTP.
+    config: Config | None = None
 
 
 class _Labels(dict):
@@ -115,7 +118,10 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def build_report(request: ReportRequest, prom: Prometheus | None = None) -> Path:
-    prom = prom or Prometheus(request.prometheus_url, timeout=10.0)  # range queries over hours
+    # Range queries over hours need the longer timeout.
+    prom = prom or prometheus_client_for(
+        request.config, url_override=request.prometheus_url, timeout=10.0
+    )
     now = time.time()
     record = load_record(request.runs_dir, request.job_id)
     job = (window_from_record(record) if record else None) or window_from_prometheus(

@@ -113,3 +113,167 @@ def test_a_server_that_is_not_prometheus_is_unreachable(prom):
         f"Prometheus at {other.base_url} is unreachable (HTTP 404, not its API)"
     )
     assert not other.ready()
+
+
+# --- the cluster's client: HTTPS, the cluster CA and the web user ----------------------------
+
+
+def _tls_config(tmp_path, pki_dir: str = "pki", **security: object):
+    """The local profile with TLS on and its PKI in tmp_path."""
+    from minicluster.core.profiles import local_profile
+
+    return local_profile(
+        tmp_path / "state", security={"tls": True, "pki_dir": str(tmp_path / pki_dir), **security}
+    )
+
+
+class LoginApi(Api):
+    """The Prometheus API behind basic auth, as Prometheus' web.yml sets it up."""
+
+    expected: ClassVar[str] = ""
+    seen: ClassVar[list[str | None]] = []
+
+    def do_POST(self) -> None:
+        LoginApi.seen.append(self.headers.get("Authorization"))
+        if self.headers.get("Authorization") != LoginApi.expected:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(401)
+            self.send_header("Content-Length", "12")
+            self.end_headers()
+            self.wfile.write(b"Unauthorized")
+            return
+        super().do_POST()
+
+
+@pytest.fixture
+def https_prometheus(tmp_path):
+    """An HTTPS Prometheus API on 127.0.0.1 with mini-red's certificate from ensure_pki;
+    yields (config, url)."""
+    import base64
+    import ssl
+
+    from minicluster.security.pki import ensure_pki
+
+    config = _tls_config(tmp_path)
+    pki = ensure_pki(config)
+    server = HTTPServer(("127.0.0.1", 0), LoginApi)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.node_cert("mini-red"), pki.node_key("mini-red"))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    token = base64.b64encode(f"minicluster:{pki.password()}".encode()).decode()
+    LoginApi.expected, LoginApi.seen, Api.forms = f"Basic {token}", [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield config, f"https://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def tmp_ca(config):
+    from minicluster.security.pki import pki_paths
+
+    return pki_paths(config).ca_cert
+
+
+def test_the_cluster_client_logs_in_over_https_checking_the_cluster_ca(
+    https_prometheus, monkeypatch
+):
+    import certifi
+
+    from minicluster.core.promapi import prometheus_client_for
+
+    config, url = https_prometheus
+    # requests would let this replace a session's CA file: the client's must still win.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    client = prometheus_client_for(config, url_override=url, timeout=5.0)
+    try:
+        [series] = client.query("up")
+    finally:
+        client.close()
+    assert series.value == 7.0
+    assert LoginApi.seen == [LoginApi.expected]
+    assert client.verify == str(tmp_ca(config))
+    assert client.timeout == 5.0
+
+
+def test_a_server_the_cluster_ca_did_not_sign_is_refused(https_prometheus, tmp_path):
+    from minicluster.core.promapi import prometheus_client_for
+    from minicluster.security.pki import ensure_pki
+
+    _, url = https_prometheus
+    # The same cluster name under another PKI folder: another CA.
+    other = _tls_config(tmp_path, pki_dir="other-pki")
+    ensure_pki(other)
+    client = prometheus_client_for(other, url_override=url)
+    with pytest.raises(PrometheusUnreachable) as caught:
+        client.query("up")
+    assert str(caught.value) == (
+        f"Prometheus at {url} is unreachable (its certificate is not signed by the cluster CA)"
+    )
+    # Nothing was sent: the password never reached a server the CA does not vouch for.
+    assert LoginApi.seen == []
+
+
+def test_a_refused_password_says_so(https_prometheus):
+    from minicluster.core.controlpki import client_credentials
+    from minicluster.core.promapi import prometheus_client_for
+
+    config, url = https_prometheus
+    password = client_credentials(config).password_file
+    password.write_text("not-the-password\n")
+    with pytest.raises(PrometheusUnreachable) as caught:
+        prometheus_client_for(config, url_override=url).query("up")
+    assert str(caught.value) == (
+        f"Prometheus at {url} is unreachable (HTTP 401: the web password was refused; "
+        "`make deploy` installs the password this machine has)"
+    )
+
+
+def test_without_the_pki_files_the_client_says_to_deploy(tmp_path):
+    from minicluster.core.config import ConfigError
+    from minicluster.core.promapi import prometheus_client_for
+
+    config = _tls_config(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        prometheus_client_for(config)
+    root = tmp_path / "pki" / "local"
+    assert str(caught.value) == (
+        f"config: security.pki_dir: {root}/ca.crt is missing: run `make deploy`, which "
+        f"creates the cluster's certificates and web password in {root}"
+    )
+
+
+def test_the_url_and_the_client_follow_security_tls(tmp_path):
+    from minicluster.core.profiles import local_profile
+    from minicluster.core.promapi import prometheus_client_for, prometheus_url
+
+    plain = local_profile(tmp_path / "state")
+    port = plain.prometheus.port
+    assert prometheus_url(plain) == f"http://127.0.0.1:{port}"
+    client = prometheus_client_for(plain)
+    assert client.base_url == f"http://127.0.0.1:{port}"
+    assert client.session.auth is None and client.verify is True
+    secure = _tls_config(tmp_path)
+    assert prometheus_url(secure) == f"https://127.0.0.1:{port}"
+    # An http:// override gets no password: it would travel in clear.
+    override = prometheus_client_for(secure, url_override="http://127.0.0.1:1")
+    assert override.session.auth is None
+    # No config, only a URL: a plain client.
+    assert prometheus_client_for(None, url_override="https://127.0.0.1:1").session.auth is None
+
+
+def test_the_core_reads_the_pki_files_where_security_writes_them(tmp_path):
+    from minicluster.core import controlpki
+    from minicluster.security import credentials
+    from minicluster.security.pki import pki_paths
+
+    config = _tls_config(tmp_path)
+    files, pki = controlpki.client_credentials(config), pki_paths(config)
+    assert files.root == pki.root
+    assert files.ca_file == pki.ca_cert
+    assert files.password_file == pki.password_file
+    assert (files.operator_cert, files.operator_key) == (
+        pki.client_cert("operator"),
+        pki.client_key("operator"),
+    )
+    assert controlpki.WEB_USER == credentials.WEB_USER

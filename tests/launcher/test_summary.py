@@ -151,3 +151,58 @@ def test_without_metrics_the_all_reduce_is_not_counted():
     console = Console(record=True, width=120)
     console.print(summary_table("j", "succeeded", s))
     assert "not counted (the ranks ran with --no-metrics)" in console.export_text()
+
+
+def test_with_tls_the_link_speed_is_read_with_the_operators_client_certificate(tmp_path):
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import requests
+    from prometheus_client import generate_latest
+
+    from minicluster.core.config import parse_config
+    from minicluster.security.pki import ensure_pki
+
+    data = loopback_config(tmp_path).model_dump(mode="json")
+    data["security"] = {"tls": True, "pki_dir": str(tmp_path / "pki")}
+    config = parse_config(data, "<test>")
+    pki = ensure_pki(config)
+    registry = CollectorRegistry()
+    Gauge("node_network_speed_bytes", "speed", ["device"], registry=registry).labels(
+        device="lo"
+    ).set(1.25e9)
+
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = generate_latest(registry)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    # What exporter-web.yml asks for: the node's certificate, client certificates required.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.node_cert("mini-red"), pki.node_key("mini-red"))
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(pki.ca_cert)
+    server = HTTPServer(("127.0.0.1", config.nodes[0].exporter_port), Metrics)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{config.nodes[0].exporter_port}/metrics"
+        # Without a client certificate the exporter answers no one.
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(url, verify=str(pki.ca_cert), timeout=2).raise_for_status()
+        assert link_speed_bytes(config, timeout=2) == 1.25e9
+        # On a machine without the operator's key the speed is unknown, not an error.
+        pki.client_key("operator").unlink()
+        assert link_speed_bytes(config, timeout=2) is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
