@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+import yaml
 
 from minicluster.commands.args import (
     add_config_arguments,
@@ -49,3 +50,21 @@ def test_the_default_is_the_masters_prometheus():
     config = config_beside_prometheus(args)
     expected = f"http://127.0.0.1:{local_profile().prometheus.port}"
     assert prometheus_from_args(args, config) == expected
+
+
+def test_a_tls_cluster_without_its_pki_files_is_one_line_saying_to_deploy(tmp_path, capsys):
+    from minicluster.cli import main
+
+    data = local_profile(tmp_path / "state").model_dump(mode="json")
+    data["security"] = {"tls": True, "pki_dir": str(tmp_path / "pki")}
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(data))
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    for argv in (["status"], ["top", "--once"], ["report", "job-1", *runs]):
+        assert main([*argv, "--config", str(config_file)]) == 2
+        err = capsys.readouterr().err
+        root = tmp_path / "pki" / "local"
+        assert err == (
+            f"config: security.pki_dir: {root}/ca.crt is missing: run `make deploy`, which "
+            f"creates the cluster's certificates and web password in {root}\n"
+        )
