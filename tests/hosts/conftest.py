@@ -1,1 +1,1 @@
-from tests.hosts.fixtures import two_minis  # noqa: F401
+from tests.hosts.fixtures import stranger, two_minis  # noqa: F401

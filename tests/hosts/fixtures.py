@@ -1,5 +1,5 @@
-"""The pytest fixture for the simulated pair (import it into a conftest.py to use it), and
-`simulated_minis` for a cluster of any size."""
+"""The pytest fixture for the simulated pair (import it into a conftest.py to use it), a
+stranger on its LAN, and `simulated_minis` for a cluster of any size."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.hosts.cluster import HOST_NAMES, SimulatedCluster, start_cluster
+from tests.hosts.stranger import Stranger, stranger_on
 
 NEEDED_TOOLS = {
     "ip": "apt-get install iproute2",
@@ -54,3 +55,10 @@ def two_minis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatedClu
     """mini-red (master) and mini-yellow (worker), reachable over ssh; torn down at the end."""
     with simulated_minis(tmp_path_factory.mktemp("minis"), HOST_NAMES, pin_cpus=False) as pair:
         yield pair
+
+
+@pytest.fixture
+def stranger(two_minis: SimulatedCluster) -> Iterator[Stranger]:
+    """A third namespace on the pair's bridge holding no key, certificate or password."""
+    with stranger_on(two_minis.lan) as outsider:
+        yield outsider

@@ -9,6 +9,8 @@ import time
 import pytest
 
 from tests.hosts.cluster import SimulatedCluster, SimulatedHost, base_python
+from tests.hosts.network import ip
+from tests.hosts.stranger import Stranger, stranger_on
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -161,3 +163,31 @@ def test_gid_0_is_wheel_as_on_macos(two_minis: SimulatedCluster):
         assert host.ssh("stat -c %G /Library/LaunchDaemons").stdout == "wheel\n"
         made = host.ssh("touch /opt/g; chown root:wheel /opt/g && stat -c %G /opt/g; rm /opt/g")
         assert made.stdout == "wheel\n"
+
+
+def test_a_stranger_on_the_lan_reaches_the_hosts_but_is_not_one(
+    two_minis: SimulatedCluster, stranger: Stranger
+):
+    assert stranger.address not in two_minis.lan.addresses.values()
+    assert stranger.netns not in two_minis.lan.namespaces.values()
+    address_line = stranger.run(["ip", "-4", "-o", "addr", "show", "dev", "en0"]).stdout
+    assert f"inet {stranger.address}/24" in address_line
+    for host in two_minis.hosts.values():  # same switch: each host's sshd answers it
+        probe = f"exec 3<>/dev/tcp/{host.address}/22 && head -c 4 <&3"
+        assert stranger.run(["bash", "-c", probe]).stdout == "SSH-"
+    # It holds none of the harness's credentials: ssh with its defaults gets no shell.
+    denied = stranger.run(
+        ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes",
+         "-o", "IdentityFile=/dev/null", f"root@{two_minis.red.address}", "true"]
+    )  # fmt: skip
+    assert denied.returncode == 255 and "Permission denied" in denied.stderr
+
+
+def test_the_stranger_leaves_nothing_behind(two_minis: SimulatedCluster):
+    with stranger_on(two_minis.lan) as outsider:
+        netns = outsider.netns
+        assert netns in ip("netns", "list").stdout
+    assert netns not in ip("netns", "list").stdout
+    bridge_ports = ip("-o", "link", "show", "master", two_minis.lan.bridge).stdout
+    assert len(bridge_ports.splitlines()) == len(two_minis.hosts)
