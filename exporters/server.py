@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from minicluster.core import discovery
+from minicluster.exporter.collectors.base import held_files_budget
 from minicluster.exporter.exposition import CONTENT_TYPE, TextEncoder
 from minicluster.exporter.options import Options
 from minicluster.exporter.scrape import ScrapeGuard
@@ -82,7 +83,8 @@ def connection_cap(limit: int = MAX_CONNECTIONS) -> int:
         in_use = len(os.listdir("/dev/fd"))
     except OSError:
         in_use = 16
-    return max(4, min(limit, soft - in_use - FD_RESERVE))
+    # The collectors keep up to held_files_budget() kernel files open between scrapes.
+    return max(4, min(limit, soft - in_use - FD_RESERVE - held_files_budget()))
 
 
 class ErrorLog:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.base import Collector, read_text, register
 
 # Current node_exporter's default --collector.diskstats.device-exclude.
 IGNORED_DEVICES = re.compile(r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
@@ -195,8 +195,7 @@ def linux_reader(udev: Callable[[str, str], dict[str, str]] | None = None):
     udev = udev or CachedUdev()
 
     def read() -> list[Disk]:
-        with open(PROC_DISKSTATS) as f:
-            return linux_disks(f.read(), udev)
+        return linux_disks(read_text(PROC_DISKSTATS), udev)
 
     return read
 

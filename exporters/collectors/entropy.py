@@ -7,14 +7,13 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_text, register
 
 RANDOM = "/proc/sys/kernel/random"
 
 
 def read_entropy(root: str = RANDOM) -> tuple[float, float]:
-    with open(f"{root}/entropy_avail") as f:
-        available = float(f.read())
+    available = float(read_text(f"{root}/entropy_avail"))
     return available, _pool_size(root)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_text, register
 
 FILE_NR = "/proc/sys/fs/file-nr"
 
@@ -18,8 +18,7 @@ def parse_file_nr(text: str) -> tuple[float, float]:
 
 
 def read_file_nr() -> tuple[float, float]:
-    with open(FILE_NR) as f:
-        return parse_file_nr(f.read())
+    return parse_file_nr(read_text(FILE_NR))
 
 
 @register

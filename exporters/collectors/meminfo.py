@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import Collector, for_platform, register
+from minicluster.exporter.collectors.base import Collector, for_platform, read_text, register
 
 _PARENTHESES = re.compile(r"\((.*)\)")
 
@@ -54,7 +53,7 @@ def parse_meminfo(text: str) -> dict[str, float]:
 
 
 def read_linux() -> dict[str, float]:
-    return parse_meminfo(Path("/proc/meminfo").read_text())
+    return parse_meminfo(read_text("/proc/meminfo"))
 
 
 def parse_vm_statistics64(raw: bytes) -> dict[str, int]:

@@ -28,7 +28,7 @@ import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.base import Collector, read_text, register
 from minicluster.exporter.collectors.netdev import parse_ifmibdata
 
 KINDS = ("ethernet", "wifi", "thunderbolt", "loopback", "other")
@@ -101,15 +101,9 @@ class Link:
 def _read(path: str) -> str | None:
     """One sysfs attribute; None where the driver does not support it (EINVAL, ENOENT)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        return read_text(path).strip()
     except OSError:
         return None
-    try:
-        return os.read(fd, 4096).decode(errors="replace").strip()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 # Attributes fixed for the life of a device (its type, how its address and name were

@@ -13,7 +13,6 @@ receive drop, multicast both ways, colls, noproto) plus the send-queue drops as
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import Collector, for_platform, register
+from minicluster.exporter.collectors.base import Collector, for_platform, read_text, register
 
 # struct ifmibdata (<net/if_mib.h>): name[16], pcount, flags, snd_len, snd_maxlen, snd_drops,
 # filler[4], then struct if_data64 (<net/if_var.h>, #pragma pack(4), so the 64-bit fields
@@ -88,15 +87,13 @@ def parse_proc_net_dev(text: str) -> Counters:
 
 def _rx_nohandler(device: str, root: str) -> int | None:
     try:
-        with open(os.path.join(root, device, "statistics", "rx_nohandler")) as f:
-            return int(f.read())
+        return int(read_text(f"{root}/{device}/statistics/rx_nohandler"))
     except (OSError, ValueError):
         return None  # kernels before 4.6 do not count it
 
 
 def read_linux(proc_net_dev: str = PROC_NET_DEV, sys_class_net: str = SYS_CLASS_NET) -> Counters:
-    with open(proc_net_dev) as f:
-        result = parse_proc_net_dev(f.read())
+    result = parse_proc_net_dev(read_text(proc_net_dev))
     for device, fields in result.items():
         nohandler = _rx_nohandler(device, sys_class_net)
         if nohandler is not None:

@@ -38,17 +38,34 @@ def wanted(key: tuple[str, str]) -> bool:
     return known
 
 
+# A names line -> the positions and keys of its wanted fields. The names lines are the same
+# at every scrape (they change only with the kernel), so only the numbers are looked at.
+_COLUMNS: dict[str, tuple[tuple[int, tuple[str, str]], ...]] = {}
+
+
+def _wanted_columns(names_line: str) -> tuple[tuple[int, tuple[str, str]], ...]:
+    columns = _COLUMNS.get(names_line)
+    if columns is None:
+        if len(_COLUMNS) > 1_000:
+            _COLUMNS.clear()
+        protocol, _, names = names_line.partition(":")
+        keys = ((i, (protocol, name)) for i, name in enumerate(names.split()))
+        columns = _COLUMNS[names_line] = tuple((i, key) for i, key in keys if wanted(key))
+    return columns
+
+
 def parse_paired(text: str) -> dict[tuple[str, str], float]:
     """/proc/net/netstat and /proc/net/snmp: a names line, then a values line, per protocol."""
     values = {}
     lines = text.splitlines()
     for names, numbers in zip(lines[::2], lines[1::2], strict=False):
-        protocol, _, names = names.partition(":")
-        _, _, numbers = numbers.partition(":")
-        for name, number in zip(names.split(), numbers.split(), strict=False):
-            key = (protocol, name)
-            if wanted(key):
-                values[key] = float(number)
+        columns = _wanted_columns(names)
+        if not columns:
+            continue
+        numbers = numbers.partition(":")[2].split()
+        for i, key in columns:
+            if i < len(numbers):
+                values[key] = float(numbers[i])
     return values
 
 

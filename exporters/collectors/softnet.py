@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_text, register
 
 SOFTNET_STAT = "/proc/net/softnet_stat"
 # column -> (name, help, counter?)
@@ -47,8 +47,7 @@ def parse_softnet(text: str) -> dict[str, dict[int, int]]:
 
 
 def read_softnet() -> dict[str, dict[int, int]]:
-    with open(SOFTNET_STAT) as f:
-        return parse_softnet(f.read())
+    return parse_softnet(read_text(SOFTNET_STAT))
 
 
 @register

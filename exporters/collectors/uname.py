@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.base import Collector, read_text, register
 
 LABELS = ("sysname", "release", "version", "machine", "nodename", "domainname")
 
@@ -16,7 +15,7 @@ LABELS = ("sysname", "release", "version", "machine", "nodename", "domainname")
 def read_uname() -> dict[str, str]:
     name = os.uname()
     try:  # Linux keeps the NIS domain here; macOS has none, as node_exporter shows it
-        domain = Path("/proc/sys/kernel/domainname").read_text().strip()
+        domain = read_text("/proc/sys/kernel/domainname").strip()
     except OSError:
         domain = "(none)"
     return {

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 from prometheus_client.core import Metric, UnknownMetricFamily
 
-from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.base import Collector, read_text, register
 
 # node_exporter's --collector.vmstat.fields default.
 FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault).*")
@@ -29,7 +28,7 @@ def parse_vmstat(text: str) -> dict[str, int]:
 
 
 def read_vmstat() -> dict[str, int]:
-    return parse_vmstat(Path("/proc/vmstat").read_text())
+    return parse_vmstat(read_text("/proc/vmstat"))
 
 
 @register

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from minicluster.exporter.collectors import (
     arp,
+    base,
     boottime,
     conntrack,
     cpu,
@@ -74,8 +75,10 @@ def test_pressure_without_psi_is_no_series_and_success(tmp_path, monkeypatch):
     def refused(*args, **kwargs):  # booted with psi=0: the files exist, reading fails
         raise OSError(errno.EOPNOTSUPP, "Operation not supported")
 
-    monkeypatch.setattr("builtins.open", refused)
+    monkeypatch.setattr(base, "FILES", base.HeldFiles())
+    monkeypatch.setattr(base.os, "pread", refused)
     assert read_optional("/proc/pressure/cpu") is None
+    assert read_optional("/proc/pressure/cpu") is None  # through the held descriptor too
 
 
 def test_netstat_default_fields_only_untyped():
@@ -270,14 +273,14 @@ def test_every_fixture_is_kernel_text():
 
 def test_proc_stat_is_read_once_per_collection_by_cpu_stat_and_boottime(monkeypatch):
     opened = []
-    real_open = open
 
-    def counting_open(path, *args, **kwargs):
-        if path == "/proc/stat":
-            opened.append(path)
-        return real_open(path, *args, **kwargs)
+    class Counting(base.HeldFiles):
+        def read_bytes(self, path: str) -> bytes:
+            if path == "/proc/stat":
+                opened.append(path)
+            return super().read_bytes(path)
 
-    monkeypatch.setattr("builtins.open", counting_open)
+    monkeypatch.setattr(base, "FILES", Counting())
     collectors = [cpu.CpuCollector(), stat.StatCollector(), boottime.BoottimeCollector()]
     guard = ScrapeGuard(collectors, timeout_seconds=5)
     families = {f.name: f for f in guard.scrape()}
