@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from minicluster.core.profiles import local_profile
 from minicluster.security.pki import Pki, ensure_pki
 from minicluster.track import settings as s
 from minicluster.track.tls import server_context
-from tests.support import REPO
+from tests.support import REPO, wait_until
+from tests.trainer.conftest import TINY, Launcher
 
 NODE = "mini-red"
 
@@ -56,10 +58,11 @@ def client_of(pki: Pki, who: str = "prometheus") -> tuple[str, str]:
     return str(pki.client_cert(who)), str(pki.client_key(who))
 
 
-def tls_config(tmp_path: Path, pki_name: str = "pki", **security: object) -> Config:
+def tls_config(tmp_path: Path, pki_name: str = "pki") -> Config:
     return local_profile(
         state_dir=tmp_path / "state",
-        security={"tls": True, "pki_dir": str(tmp_path / pki_name), **security},
+        trainer={**TINY, "checkpoint_interval": 0},
+        security={"tls": True, "pki_dir": str(tmp_path / pki_name)},
     )
 
 
@@ -177,3 +180,35 @@ def test_the_trainer_without_the_cluster_ca_stops_before_joining_the_job(cluster
             "--node", NODE, "--steps", "1"]  # fmt: skip
     result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert one_line_failure(result, missing).startswith(f"trainer: {missing}: cannot read it")
+
+
+@pytest.fixture
+def launch(tmp_path) -> Iterator[Launcher]:
+    """The trainer's torchrun jobs, ended at teardown whatever happened."""
+    launcher = Launcher(tmp_path)
+    yield launcher
+    for job in launcher.jobs:
+        job.stop()
+
+
+@pytest.mark.integration
+def test_the_trainer_ranks_under_torchrun_answer_prometheus_over_mutual_tls(cluster, launch):
+    job = launch("--config", str(cluster.config_path), "--node", NODE, "--steps", "6",
+                 "--log-interval", "2", "--linger", "120", job_id="tls-trainer")  # fmt: skip
+    ca = str(cluster.pki.ca_cert)
+
+    def finished(rank: int) -> str:
+        url = f"https://127.0.0.1:{job.base_port + rank}/metrics"
+
+        def probe() -> str | None:
+            text = requests.get(url, cert=cluster.client(), verify=ca, timeout=5).text
+            return text if "trainer_job_finished 1.0" in text else None
+
+        return wait_until(probe, f"rank {rank} to finish over TLS", timeout=180, interval=0.5)
+
+    for rank in (0, 1):
+        text = finished(rank)
+        assert "trainer_steps_total 6.0" in text and 'world_size="2"' in text
+        assert "CERTIFICATE_REQUIRED" in refusal(job.base_port + rank, client_context(Path(ca)))
+    targets = {rank: entry["target"] for rank, entry in job.discovery().items()}
+    assert targets == {0: f"127.0.0.1:{job.base_port}", 1: f"127.0.0.1:{job.base_port + 1}"}
