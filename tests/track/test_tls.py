@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 import yaml
@@ -128,6 +129,9 @@ def test_the_cluster_prometheus_certificate_reads_the_rank_and_no_one_else(
         t.step(samples=4)
     port = t.sink.port
     ca = cluster.pki.ca_cert
+    # Bound to the node's configured address only, never every interface.
+    listening = [c.laddr for c in psutil.Process().net_connections("tcp") if c.laddr.port == port]
+    assert listening and {address.ip for address in listening} == {cluster.node.address}
 
     # Prometheus' certificate, checking the rank's name against the cluster CA.
     text = requests.get(
