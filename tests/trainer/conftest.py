@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from minicluster.core.logformat import LogLine, parse_line
 from minicluster.core.profiles import local_profile
+from minicluster.demo.ports import free_port_block
 from tests.support import wait_until
 
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
@@ -56,19 +56,7 @@ def transformer_parameters(vocab: int, hidden: int, layers: int, seq_len: int) -
 
 def free_port_pair(host: str = "127.0.0.1") -> int:
     """A base port P where P and P+1 are both free (one metrics port per local rank)."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind((host, 0))
-            base = first.getsockname()[1]
-            if base >= 65535:
-                continue
-            with socket.socket() as second:
-                try:
-                    second.bind((host, base + 1))
-                except OSError:
-                    continue
-                return base
-    raise RuntimeError("no two consecutive free ports")
+    return free_port_block(2, host)
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
@@ -139,7 +127,11 @@ class Job:
             samples = scrape(self.base_port + rank)
             return samples if predicate(samples) else None
 
-        return wait_until(probe, what, timeout=timeout, interval=0.1)
+        try:
+            return wait_until(probe, what, timeout=timeout, interval=0.1)
+        except pytest.fail.Exception as exc:
+            # Why the rank never answered is in the job's own output.
+            pytest.fail(f"{exc}\n-- job output --\n{self.stdout()[-3000:]}")
 
     def finished(self, rank: int, timeout: float = 90) -> dict:
         return self.scrape_when(
