@@ -178,13 +178,13 @@ def tmp_ca(config):
 def test_the_cluster_client_logs_in_over_https_checking_the_cluster_ca(
     https_prometheus, monkeypatch
 ):
-    import certifi
+    import requests.certs
 
     from minicluster.core.promapi import prometheus_client_for
 
     config, url = https_prometheus
     # requests would let this replace a session's CA file: the client's must still win.
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", requests.certs.where())
     client = prometheus_client_for(config, url_override=url, timeout=5.0)
     try:
         [series] = client.query("up")

@@ -44,4 +44,4 @@ def test_the_datasource_is_the_bundled_prometheus_plugin(tmp_path):
     datasource = grafana.datasource_provisioning(repo_config(tmp_path))["datasources"][0]
     assert datasource["type"] == "prometheus"
     assert datasource["uid"] == grafana.DATASOURCE_UID
-    assert datasource["url"] == "http://192.0.2.10:9090"
+    assert datasource["url"] == "https://192.0.2.10:9090"  # security.tls, the default
