@@ -47,6 +47,7 @@ ALLOWED = {
         "a rank's process CPU and memory, read by the exporter's psutil collector"
     ),
     ("deploy", "minicluster.render"): "deploy installs the rendered bundle and its launchd labels",
+    ("deploy", "minicluster.security"): "deploy creates the cluster PKI and ships each node's part",
     ("demo", "minicluster.render"): "the demo renders the stack it starts on this machine",
     ("demo", "minicluster.launcher"): "the demo runs its job the way run-job does",
     ("demo", "minicluster.report"): "the demo ends with the job's report",
@@ -54,6 +55,9 @@ ALLOWED = {
     ("bench", "minicluster.report"): "bench draws with the report's figures",
     ("bench", "minicluster.demo.ports"): "bench takes free loopback ports as the demo does",
     ("report", "minicluster.launcher.summary"): "the report updates the job's summary record",
+    ("security", "minicluster.render.webconfig"): (
+        "the web-config files a node's tls folder holds are rendered with the rest"
+    ),
 }
 
 

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 import bcrypt
 
 from minicluster.core.config import ConfigError
+from minicluster.core.controlpki import WEB_USER
 from minicluster.security.privatefile import tighten, write_file
 
 if TYPE_CHECKING:
     from minicluster.security.pki import Pki
 
-WEB_USER = "minicluster"
+__all__ = ["WEB_USER", "ensure_web_password", "verifies"]
 # bcrypt reads at most 72 bytes of a password (bcrypt 5 refuses longer ones).
 _BCRYPT_MAX = 72
 

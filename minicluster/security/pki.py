@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minicluster.core.config import Config, ConfigError
+from minicluster.core.controlpki import MissingCredentials
 from minicluster.core.repository import inside_repository
 from minicluster.security.credentials import ensure_web_password
 from minicluster.security.privatefile import private_dir
 
-DEFAULT_PKI_DIR = "~/.config/minicluster/pki"
 # Client certificates by the name their files carry: the subject's common name.
 CLIENTS = {"prometheus": "prometheus", "operator": "minicluster-operator"}
 
@@ -30,8 +30,8 @@ def _read(path: Path) -> str:
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        raise ConfigError(
-            "config", "security.pki_dir", f"{path} is missing; `make deploy` creates it"
+        raise MissingCredentials(
+            "config", "security.pki_dir", f"{path} is missing: run `make deploy`, which creates it"
         ) from None
     except UnicodeDecodeError:
         raise ConfigError("config", "security.pki_dir", f"{path} is not UTF-8 text") from None
@@ -94,8 +94,7 @@ def _client(who: str) -> str:
 
 def pki_dir(config: Config) -> Path:
     """The folder holding every cluster's PKI (security.pki_dir, ~ expanded)."""
-    security = getattr(config, "security", None)
-    return Path(security.pki_dir if security is not None else DEFAULT_PKI_DIR).expanduser()
+    return Path(config.security.pki_dir).expanduser()
 
 
 def pki_paths(config: Config) -> Pki:
