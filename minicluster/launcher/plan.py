@@ -1,9 +1,11 @@
 """The command line each node runs for one job: torchrun with c10d rendezvous, then the trainer.
 
-Every node gets the same torchrun arguments except `is_host` (only the master hosts the
-rendezvous store, decided here rather than guessed from host names, which on a Mac often
-resolve to a `.local` name) and `--local-addr` (the node's configured address, so gloo and
-the rendezvous never pick loopback or an IPv6 link-local address).
+Every node gets the same torchrun arguments except `--local-addr` (the node's configured
+address, so gloo and the rendezvous never pick loopback or an IPv6 link-local address).
+Every torchrun joins the rendezvous with `is_host=0` (decided here rather than guessed
+from host names, which on a Mac often resolve to a `.local` name): the master's runs inside
+`jobstore`, which hosts the store on the master's address only. The ranks' own store is
+hosted the same way by global rank 0 (see jobstore.py), on its node's address.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from minicluster.core.config import Config, NodeSettings, parse_config
 # login profile is missing from a non-login ssh shell): the interpreter is an absolute path
 # and the module is installed in it.
 TORCHRUN_MODULE = "torch.distributed.run"
+# Hosts a job's TCPStore servers on one address: `torchrun ARGS` on the master, and
+# `rank MODULE ARGS` around every rank's program.
+JOBSTORE_MODULE = "minicluster.launcher.jobstore"
 TRAINER_MODULE = "minicluster.trainer"
 # Runs a user's `SCRIPT.py ARGS` or `-m PKG.MOD ARGS` (runpy) with per-rank observation.
 OBSERVE_MODULE = "minicluster.track.observe"
@@ -124,30 +129,41 @@ def trainer_overrides(options: JobOptions) -> list[str]:
 
 
 def _torchrun(config: Config, node: NodeSettings, job_id: str, python: str) -> list[str]:
-    """torchrun with the job's rendezvous, interface and restart settings (any workload)."""
+    """torchrun with the job's rendezvous, interface and restart settings (any workload),
+    ending in the rank wrapper: what follows is the module each rank runs and its args."""
     trainer = config.trainer
-    is_host = 1 if node.role == "master" else 0
+    # No torchrun hosts the rendezvous store: on the master, jobstore hosts it on the
+    # master's address before torchrun starts (torchrun's own would listen on `*`).
+    torchrun = [JOBSTORE_MODULE, "torchrun"] if node.role == "master" else [TORCHRUN_MODULE]
     return [
         python,
         "-m",
-        TORCHRUN_MODULE,
+        *torchrun,
         f"--nnodes={len(config.nodes)}",
         f"--nproc-per-node={trainer.nproc_per_node}",
         f"--max-restarts={trainer.max_restarts}",
         "--rdzv-backend=c10d",
         f"--rdzv-endpoint={_host_port(config.master.address, trainer.rendezvous_port)}",
         f"--rdzv-id={job_id}",
-        f"--rdzv-conf=is_host={is_host},join_timeout={trainer.rendezvous_timeout_seconds}",
+        f"--rdzv-conf=is_host=0,join_timeout={trainer.rendezvous_timeout_seconds}",
         f"--local-addr={node.address}",
         "-m",
         # Without "--", torchrun's argparse sees a program's own options (the trainer's
         # --node) as abbreviations of its own (--node-rank) and exits with a usage error.
         "--",
+        JOBSTORE_MODULE,
+        "rank",
     ]
 
 
 def _base_env(node: NodeSettings) -> dict[str, str]:
-    return {"GLOO_SOCKET_IFNAME": node.interface, "PYTHONUNBUFFERED": "1"}
+    return {
+        "GLOO_SOCKET_IFNAME": node.interface,
+        "PYTHONUNBUFFERED": "1",
+        # torchrun then hosts no store for the ranks (its agent's listens on `*`); global
+        # rank 0 hosts one on its node's address instead (jobstore's `rank`).
+        "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1",
+    }
 
 
 def node_command(

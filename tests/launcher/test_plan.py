@@ -27,9 +27,13 @@ def test_every_node_runs_torchrun_with_its_venv_python_and_the_masters_rendezvou
     paths = {n.name: installed_config_path(n) for n in config.nodes}
     plan = plan_job(config, JobOptions(), paths, job_id="job-1")
     assert [c.node.name for c in plan.commands] == ["mini-red", "mini-yellow"]
+    python = "/opt/minicluster/venv/bin/python"
+    # The master's torchrun runs inside the store host, which listens on the master's address.
+    master, worker = plan.commands
+    assert master.argv[:4] == [python, "-m", "minicluster.launcher.jobstore", "torchrun"]
+    assert worker.argv[:3] == [python, "-m", "torch.distributed.run"]
     for command in plan.commands:
         argv, node = command.argv, command.node
-        assert argv[:3] == ["/opt/minicluster/venv/bin/python", "-m", "torch.distributed.run"]
         assert _flag(argv, "--nnodes") == "2"
         assert _flag(argv, "--nproc-per-node") == "1"
         assert _flag(argv, "--max-restarts") == "3"
@@ -37,12 +41,15 @@ def test_every_node_runs_torchrun_with_its_venv_python_and_the_masters_rendezvou
         assert _flag(argv, "--rdzv-endpoint") == "192.0.2.10:29400"
         assert _flag(argv, "--rdzv-id") == "job-1"
         assert _flag(argv, "--local-addr") == node.address
-        is_host = "1" if node.role == "master" else "0"
-        assert _flag(argv, "--rdzv-conf") == f"is_host={is_host},join_timeout=120"
+        # No torchrun hosts the rendezvous store, not even the master's.
+        assert _flag(argv, "--rdzv-conf") == "is_host=0,join_timeout=120"
         # "--" keeps torchrun from reading the trainer's --node as its own --node-rank.
         trainer = argv[argv.index("--") + 1 :]
         assert argv[argv.index("--") - 1] == "-m"
+        # Each rank runs the trainer inside the wrapper that lets rank 0 host the ranks' store.
         assert trainer == [
+            "minicluster.launcher.jobstore",
+            "rank",
             "minicluster.trainer",
             "--config",
             "/opt/minicluster/config.yaml",
@@ -51,7 +58,11 @@ def test_every_node_runs_torchrun_with_its_venv_python_and_the_masters_rendezvou
             "--job-id",
             "job-1",
         ]
-        assert command.env == {"GLOO_SOCKET_IFNAME": "en0", "PYTHONUNBUFFERED": "1"}
+        assert command.env == {
+            "GLOO_SOCKET_IFNAME": "en0",
+            "PYTHONUNBUFFERED": "1",
+            "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1",
+        }
         assert not command.runs_here
     assert plan.world_size == 2 and plan.target_steps == 200
 
@@ -102,8 +113,13 @@ def test_remote_shell_prints_its_pid_then_execs_torchrun_with_the_environment():
     prefix = f"echo {PID_MARK}$$; exec "
     assert text.startswith(prefix)
     words = shlex.split(text.removeprefix(prefix))
-    assert words[:3] == ["/usr/bin/env", "GLOO_SOCKET_IFNAME=en0", "PYTHONUNBUFFERED=1"]
-    assert words[3:] == plan.commands[1].argv
+    assert words[:4] == [
+        "/usr/bin/env",
+        "GLOO_SOCKET_IFNAME=en0",
+        "PYTHONUNBUFFERED=1",
+        "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1",
+    ]
+    assert words[4:] == plan.commands[1].argv
 
 
 def test_job_ids_sort_by_start_time_and_are_unique():

@@ -69,9 +69,11 @@ def test_every_node_runs_its_job_environment_in_its_copy_with_the_job_settings(t
     assert plan.target_steps == 0  # unknown until the ranks say
     yellow = plan.commands[1]
     assert yellow.argv[0] == "/jobs/mini-yellow/env/bin/python"
-    assert yellow.argv[-5:] == [
+    assert yellow.argv[-7:] == [
         "-m",
         "--",
+        "minicluster.launcher.jobstore",
+        "rank",
         "minicluster.track.observe",
         "-m",
         "src.tests.test_sharding",
@@ -81,6 +83,7 @@ def test_every_node_runs_its_job_environment_in_its_copy_with_the_job_settings(t
     assert yellow.env == {
         "GLOO_SOCKET_IFNAME": "lo",
         "PYTHONUNBUFFERED": "1",
+        "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1",
         "MINICLUSTER_CONFIG": "/cfg/mini-yellow.yaml",
         "MINICLUSTER_NODE": "mini-yellow",
         "MINICLUSTER_JOB_ID": "job-1",
