@@ -95,11 +95,20 @@ def _with_homebrew_grafana(config: Config) -> Config:
     return Config.model_validate(data)
 
 
+def _plain(config: Config, say) -> Config:
+    """The demo runs on loopback only, where nobody else can connect, over plain HTTP: it
+    has no cluster CA to serve TLS with. A config asking for TLS is run plain, and told."""
+    if not config.security.tls:
+        return config
+    say("security.tls is ignored by the demo: its services listen on loopback only, plain HTTP")
+    return config.model_copy(update={"security": config.security.model_copy(update={"tls": False})})
+
+
 def prepare_config(options: DemoOptions, say) -> Config:
     """The config the new stack runs with: installed services, free ports."""
     if options.config_file:
         source = str(options.config_file)
-        config = load_config(options.config_file)
+        config = _plain(load_config(options.config_file), say)
         _check_local(config, source)
         install.install_missing(config)
         missing = install.missing_services(config, with_grafana=False)
@@ -184,6 +193,7 @@ def _where_to_look(
         )
     else:
         rows.append(("Grafana", "not installed (Debian has no package; on macOS: brew)"))
+    rows.append(("Security", "plain HTTP on loopback only; a deployed cluster: docs/security.md"))
     rows.append(("Report", str(report.resolve()) if report else "not written (see above)"))
     rows.append(("Merged log", str(job.log_path)))
     rows.append(("Summary", str(job.record_path)))

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from minicluster.core.config import load_config
 from minicluster.demo import services
 from minicluster.demo.ports import PORT_RANGE, busy_ports, free_port_block, with_free_ports
+from minicluster.demo.run import DemoOptions, prepare_config
 from tests.demo.conftest import REPO, demo_config_file
 
 CLI = str(Path(sys.executable).with_name("minicluster"))
@@ -43,6 +45,21 @@ def test_free_ports_are_outside_the_ephemeral_range_and_never_repeat() -> None:
     ports = [port for base in blocks for port in range(base, base + 3)]
     assert len(set(ports)) == len(ports)
     assert all(PORT_RANGE.start <= port < min(PORT_RANGE.stop, low) for port in ports)
+
+
+def test_a_config_asking_for_tls_runs_the_demo_plain_and_says_so(tmp_path: Path) -> None:
+    path = demo_config_file(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["security"] = {"tls": True, "pki_dir": str(tmp_path / "pki")}
+    path.write_text(yaml.safe_dump(data))
+    said: list[str] = []
+    options = DemoOptions(state_dir=tmp_path / "state", config_file=path)
+    config = prepare_config(options, said.append)
+    assert config.security.tls is False
+    assert said == [
+        "security.tls is ignored by the demo: its services listen on loopback only, plain HTTP"
+    ]
+    assert not (tmp_path / "pki").exists()  # no CA is made for a demo
 
 
 def _sleeper() -> subprocess.Popen:
