@@ -7,8 +7,9 @@ prometheus_client's start_http_server can serve TLS too, but it wraps the listen
 socket, so every handshake runs in the one thread that accepts: a single connection that
 never says hello stalls every scrape of the rank. Here the handshake runs in the
 connection's own thread under a deadline, and a client that fails it (no certificate,
-another CA, a port scanner) is closed without a word: no traceback per request. The WSGI
-app that renders the registry is still prometheus_client's.
+another CA, a port scanner) gets OpenSSL's alert and is closed, with nothing in the rank's
+log: no traceback per request. The WSGI app that renders the registry is still
+prometheus_client's.
 """
 
 from __future__ import annotations
