@@ -49,6 +49,10 @@ class TlsFileError(ConfigError):
         super().__init__(str(path), "", f"{reason}; `make deploy` installs it (security.tls is on)")
 
 
+def _why(exc: ssl.SSLError) -> str:
+    return exc.reason or exc.strerror or "unreadable"  # OpenSSL's words, e.g. KEY_VALUES_MISMATCH
+
+
 def server_context(files: TlsFiles) -> ssl.SSLContext:
     """The rank's server context; raises TlsFileError naming the first unusable file."""
     for path in (files.ca, files.cert, files.key):
@@ -62,11 +66,11 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
     try:
         context.load_verify_locations(cafile=str(files.ca))
     except ssl.SSLError as exc:
-        raise TlsFileError(files.ca, f"not a PEM certificate ({exc.reason})") from None
+        raise TlsFileError(files.ca, f"not a PEM certificate ({_why(exc)})") from None
     try:
         context.load_cert_chain(str(files.cert), str(files.key))
     except ssl.SSLError as exc:
-        reason = f"not a PEM certificate matching {files.key} ({exc.reason})"
+        reason = f"not a PEM certificate matching {files.key} ({_why(exc)})"
         raise TlsFileError(files.cert, reason) from None
     return context
 

@@ -28,7 +28,7 @@ from minicluster.core.config import Config, NodeSettings
 from minicluster.core.profiles import local_profile
 from minicluster.security.pki import Pki, ensure_pki
 from minicluster.track import settings as s
-from minicluster.track.tls import server_context
+from minicluster.track.tls import TlsFileError, server_context
 from tests.support import REPO, wait_until
 from tests.trainer.conftest import TINY, Launcher
 
@@ -216,3 +216,13 @@ def test_the_trainer_ranks_under_torchrun_answer_prometheus_over_mutual_tls(clus
         assert "CERTIFICATE_REQUIRED" in refusal(job.base_port + rank, client_context(Path(ca)))
     targets = {rank: entry["target"] for rank, entry in job.discovery().items()}
     assert targets == {0: f"127.0.0.1:{job.base_port}", 1: f"127.0.0.1:{job.base_port + 1}"}
+
+
+def test_a_key_of_another_node_is_named_and_refused(cluster):
+    key = Path(layout.tls_path(cluster.node, "node.key"))
+    shutil.copyfile(cluster.pki.node_key("mini-yellow"), key)
+    with pytest.raises(TlsFileError) as refused:
+        server_context(s.resolve(cluster.env()).tls)
+    cert = layout.tls_path(cluster.node, "node.crt")
+    assert str(refused.value).startswith(f"{cert}: not a PEM certificate matching {key}")
+    assert "KEY_VALUES_MISMATCH" in str(refused.value)
