@@ -2,31 +2,31 @@
 
 torch's TCPStore server binds every interface (`*:PORT`) whatever host name it is given;
 only a socket handed to it (`master_listen_fd`) can narrow that. A job has two stores, and
-this module hosts both on a socket bound to one address:
+`python -m minicluster.launcher.jobstore MODE -m MODULE ARGS` hosts one on a socket bound
+to one address, then runs `python -m MODULE ARGS` in the same process, so the store closes
+when that program ends:
 
-- The rendezvous store. `python -m minicluster.launcher.jobstore torchrun ARGS` runs on
-  the master: it hosts the store on the address and port of torchrun's own
-  `--rdzv-endpoint`, then runs torchrun in the same process. Every torchrun, this one
-  included, joins with `is_host=0`, so none of them opens a listener; the store closes
-  when this process (the master's torchrun) exits.
-- The ranks' store (MASTER_ADDR:MASTER_PORT). The nodes run torchrun with
-  TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, so no torchrun hosts a store of its own for the
-  ranks (with sharing on, the agent of group rank 0 listens on `*:<random port>`).
-  `python -m minicluster.launcher.jobstore rank MODULE ARGS` runs each rank's program; on
-  global rank 0 it first hosts that store on MASTER_ADDR, which is that node's
-  `--local-addr`. The program's `init_process_group` (env://) asks for a multi-tenant
-  server on the same port and gets this one; the store closes when rank 0 exits.
+- `rendezvous -m torch.distributed.run ARGS`, on the master: the rendezvous store, on the
+  address and port of torchrun's own `--rdzv-endpoint`. Every torchrun, this one
+  included, joins with `is_host=0`, so none of them opens a listener.
+- `rank -m PROGRAM ARGS`, what torchrun starts for each rank. The nodes run torchrun with
+  TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, so no torchrun hosts a store for the ranks (with
+  sharing on, the agent of group rank 0 listens on `*:<random port>`); global rank 0
+  hosts it instead, on MASTER_ADDR, which is its node's `--local-addr`. The program's
+  `init_process_group` (env://) asks for a multi-tenant server on that port and gets
+  this one.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import runpy
 import socket
 import sys
 from datetime import timedelta
 
-USAGE = "usage: python -m minicluster.launcher.jobstore {torchrun ARGS | rank MODULE ARGS}"
+USAGE = "usage: python -m minicluster.launcher.jobstore {rendezvous|rank} -m MODULE [ARGS...]"
 # The rendezvous endpoint's port when it names none (torchrun's own default).
 DEFAULT_RENDEZVOUS_PORT = 29400
 
@@ -73,54 +73,54 @@ def host_store(address: str, port: int, timeout: timedelta = timedelta(minutes=5
     )
 
 
-def run_torchrun(args: list[str]) -> None:
-    """torchrun with `args`, in this process, after hosting its rendezvous store."""
+def rendezvous_address(torchrun_args: list[str]) -> tuple[str, int]:
+    """The address and port of torchrun's `--rdzv-endpoint` among its arguments."""
     from torch.distributed.elastic.rendezvous.utils import parse_rendezvous_endpoint
-    from torch.distributed.run import main, parse_args
 
-    endpoint = parse_args(args).rdzv_endpoint
-    address, port = parse_rendezvous_endpoint(endpoint, DEFAULT_RENDEZVOUS_PORT)
-    store = host_store(address, port)
-    try:
-        main(args)
-    finally:
-        del store  # held open until torchrun has ended
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--rdzv-endpoint", "--rdzv_endpoint", default="")
+    endpoint = parser.parse_known_args(torchrun_args)[0].rdzv_endpoint
+    if not endpoint:
+        raise StoreError("torchrun is given no --rdzv-endpoint to host")
+    return parse_rendezvous_endpoint(endpoint, DEFAULT_RENDEZVOUS_PORT)
 
 
-def run_rank(module: str, args: list[str], env: dict[str, str] | None = None) -> None:
-    """`python -m module args` in this process; global rank 0 hosts the ranks' store first.
+def host_rendezvous(torchrun_args: list[str]):
+    return host_store(*rendezvous_address(torchrun_args))
 
-    When torchrun shares its own store with the ranks (TORCHELASTIC_USE_AGENT_STORE=True)
-    there is nothing to host: every rank is a client of the agent's.
-    """
-    env = os.environ if env is None else env
-    store = None
+
+def host_ranks_store(env: dict[str, str]):
+    """On global rank 0, the ranks' store on MASTER_ADDR:MASTER_PORT; None elsewhere, and
+    when torchrun shares its own store with the ranks (TORCHELASTIC_USE_AGENT_STORE=True:
+    every rank is a client of the agent's)."""
     if (
         env.get("RANK") == "0"
         and env.get("TORCHELASTIC_USE_AGENT_STORE") != "True"
         and env.get("MASTER_ADDR")
         and env.get("MASTER_PORT")
     ):
-        store = host_store(env["MASTER_ADDR"], int(env["MASTER_PORT"]))
+        return host_store(env["MASTER_ADDR"], int(env["MASTER_PORT"]))
+    return None
+
+
+def run_module(module: str, args: list[str]) -> None:
+    """`python -m module args`, in this process."""
     sys.argv = [module, *args]  # runpy puts the module's file in argv[0], as -m does
-    try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    finally:
-        del store  # held open until the program has ended
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[0] not in ("rendezvous", "rank") or argv[1] != "-m":
+        print(USAGE, file=sys.stderr)
+        return 2
+    mode, module, args = argv[0], argv[2], argv[3:]
     try:
-        if argv[:1] == ["torchrun"]:
-            run_torchrun(argv[1:])
-        elif argv[:1] == ["rank"] and len(argv) >= 2:
-            run_rank(argv[1], argv[2:])
-        else:
-            print(USAGE, file=sys.stderr)
-            return 2
+        store = host_rendezvous(args) if mode == "rendezvous" else host_ranks_store(os.environ)
     except StoreError as exc:
         print(f"jobstore: {exc}", file=sys.stderr)
         return 1
+    run_module(module, args)
+    del store  # held open until the program has ended
     return 0
 
 

@@ -20,8 +20,8 @@ from minicluster.core.config import Config, NodeSettings, parse_config
 # login profile is missing from a non-login ssh shell): the interpreter is an absolute path
 # and the module is installed in it.
 TORCHRUN_MODULE = "torch.distributed.run"
-# Hosts a job's TCPStore servers on one address: `torchrun ARGS` on the master, and
-# `rank MODULE ARGS` around every rank's program.
+# Hosts a job's TCPStore servers on one address, then runs `-m MODULE ARGS`: torchrun on
+# the master ("rendezvous"), every rank's program ("rank").
 JOBSTORE_MODULE = "minicluster.launcher.jobstore"
 TRAINER_MODULE = "minicluster.trainer"
 # Runs a user's `SCRIPT.py ARGS` or `-m PKG.MOD ARGS` (runpy) with per-rank observation.
@@ -134,11 +134,12 @@ def _torchrun(config: Config, node: NodeSettings, job_id: str, python: str) -> l
     trainer = config.trainer
     # No torchrun hosts the rendezvous store: on the master, jobstore hosts it on the
     # master's address before torchrun starts (torchrun's own would listen on `*`).
-    torchrun = [JOBSTORE_MODULE, "torchrun"] if node.role == "master" else [TORCHRUN_MODULE]
+    host = [JOBSTORE_MODULE, "rendezvous", "-m"] if node.role == "master" else []
     return [
         python,
         "-m",
-        *torchrun,
+        *host,
+        TORCHRUN_MODULE,
         f"--nnodes={len(config.nodes)}",
         f"--nproc-per-node={trainer.nproc_per_node}",
         f"--max-restarts={trainer.max_restarts}",
@@ -153,6 +154,7 @@ def _torchrun(config: Config, node: NodeSettings, job_id: str, python: str) -> l
         "--",
         JOBSTORE_MODULE,
         "rank",
+        "-m",
     ]
 
 

@@ -54,9 +54,20 @@ def test_a_taken_port_is_one_line_naming_address_and_port():
 
 
 def test_without_a_mode_it_prints_its_usage(capsys):
-    assert main([]) == 2
-    assert main(["rank"]) == 2
-    assert capsys.readouterr().err.startswith("usage: python -m minicluster.launcher.jobstore")
+    for argv in ([], ["rank", "probe"], ["serve", "-m", "probe"], ["rank", "-m"]):
+        assert main(argv) == 2
+        usage = "usage: python -m minicluster.launcher.jobstore {rendezvous|rank} -m MODULE"
+        assert capsys.readouterr().err == usage + " [ARGS...]\n"
+
+
+def test_the_rendezvous_store_goes_where_torchruns_endpoint_says(capsys):
+    torchrun = ["--nnodes=2", "--rdzv-endpoint=[::1]:29555", "-m", "--", "prog"]
+    assert jobstore.rendezvous_address(torchrun) == ("::1", 29555)
+    # The program's own arguments after "--" are not torchrun's.
+    torchrun = ["--rdzv_endpoint", "10.0.0.5", "-m", "--", "prog", "--rdzv-endpoint=h:1"]
+    assert jobstore.rendezvous_address(torchrun) == ("10.0.0.5", 29400)
+    assert main(["rendezvous", "-m", "torch.distributed.run", "--nnodes=1"]) == 1
+    assert capsys.readouterr().err == "jobstore: torchrun is given no --rdzv-endpoint to host\n"
 
 
 # A rank's program as torchrun runs it: it reports its argv, its __name__ and, once its
@@ -95,8 +106,9 @@ def test_rank_zero_hosts_the_ranks_store_on_master_addr_and_its_group_shares_it(
         "TORCHELASTIC_USE_AGENT_STORE": "False",
         "GLOO_SOCKET_IFNAME": "lo0" if sys.platform == "darwin" else "lo",
     }
+    rank = [sys.executable, "-m", "minicluster.launcher.jobstore", "rank"]
     result = subprocess.run(
-        [sys.executable, "-m", "minicluster.launcher.jobstore", "rank", "probe_rank", "a", "--b"],
+        [*rank, "-m", "probe_rank", "a", "--b"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -113,20 +125,13 @@ def test_rank_zero_hosts_the_ranks_store_on_master_addr_and_its_group_shares_it(
     [("0", "False", True), ("1", "False", False), ("0", "True", False)],
 )
 def test_only_rank_zero_hosts_and_only_when_torchrun_shares_no_store(
-    tmp_path, monkeypatch, rank, agent_store, hosts
+    monkeypatch, rank, agent_store, hosts
 ):
-    (tmp_path / "probe_quiet.py").write_text("import sys\nsys.modules['probe_ran'] = sys.argv\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(sys, "argv", list(sys.argv))
-    monkeypatch.delitem(sys.modules, "probe_ran", raising=False)
-    hosted = []
-    monkeypatch.setattr(jobstore, "host_store", lambda *where: hosted.append(where))
+    monkeypatch.setattr(jobstore, "host_store", lambda *where: where)
     env = {
         "RANK": rank,
         "MASTER_ADDR": "10.0.0.5",
         "MASTER_PORT": "4242",
         "TORCHELASTIC_USE_AGENT_STORE": agent_store,
     }
-    jobstore.run_rank("probe_quiet", ["--x", "1"], env)
-    assert sys.modules["probe_ran"][1:] == ["--x", "1"]
-    assert hosted == ([("10.0.0.5", 4242)] if hosts else [])
+    assert jobstore.host_ranks_store(env) == (("10.0.0.5", 4242) if hosts else None)

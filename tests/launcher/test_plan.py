@@ -30,7 +30,8 @@ def test_every_node_runs_torchrun_with_its_venv_python_and_the_masters_rendezvou
     python = "/opt/minicluster/venv/bin/python"
     # The master's torchrun runs inside the store host, which listens on the master's address.
     master, worker = plan.commands
-    assert master.argv[:4] == [python, "-m", "minicluster.launcher.jobstore", "torchrun"]
+    jobstore = ["-m", "minicluster.launcher.jobstore"]
+    assert master.argv[:6] == [python, *jobstore, "rendezvous", "-m", "torch.distributed.run"]
     assert worker.argv[:3] == [python, "-m", "torch.distributed.run"]
     for command in plan.commands:
         argv, node = command.argv, command.node
@@ -50,6 +51,7 @@ def test_every_node_runs_torchrun_with_its_venv_python_and_the_masters_rendezvou
         assert trainer == [
             "minicluster.launcher.jobstore",
             "rank",
+            "-m",
             "minicluster.trainer",
             "--config",
             "/opt/minicluster/config.yaml",

@@ -69,11 +69,12 @@ def test_every_node_runs_its_job_environment_in_its_copy_with_the_job_settings(t
     assert plan.target_steps == 0  # unknown until the ranks say
     yellow = plan.commands[1]
     assert yellow.argv[0] == "/jobs/mini-yellow/env/bin/python"
-    assert yellow.argv[-7:] == [
+    assert yellow.argv[-8:] == [
         "-m",
         "--",
         "minicluster.launcher.jobstore",
         "rank",
+        "-m",
         "minicluster.track.observe",
         "-m",
         "src.tests.test_sharding",
