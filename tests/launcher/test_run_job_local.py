@@ -119,7 +119,11 @@ def _trainers(launcher: subprocess.Popen) -> list[psutil.Process]:
         tree = psutil.Process(launcher.pid).children(recursive=True)
     except psutil.Error:
         return []
-    return [p for p in tree if "-m minicluster.trainer" in " ".join(p.cmdline())]
+    # A rank runs `-m minicluster.trainer`; its torchrun's command line names that too.
+    commands = [(p, " ".join(p.cmdline())) for p in tree]
+    return [
+        p for p, c in commands if "-m minicluster.trainer" in c and "torch.distributed.run" not in c
+    ]
 
 
 def _rank_log_has_steps(config_dir: Path) -> bool:
