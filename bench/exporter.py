@@ -1,11 +1,16 @@
 """Benchmark: this exporter side by side with Debian's node_exporter, in one run.
 
     .venv/bin/python bench/exporter.py [--scrapes 1000] [--concurrency 10] [--soak 10000]
+        [--skip-tls] [--markdown]
 
 The exporters run on 127.0.0.1 with kernel-chosen ports: this one and node_exporter with
 their default collectors, then node_exporter again with only the collectors that match
-this exporter's (`SAME_COLLECTORS`), for a like-for-like comparison.
-The client behaves like Prometheus: one keep-alive connection per scraper, Prometheus'
+this exporter's (`SAME_COLLECTORS`), for a like-for-like comparison. Then both again over
+TLS with client certificates required, as a deployed cluster serves them: the certificates
+come from the cluster PKI (`ensure_pki`, in a temporary folder) and one web-config file in
+exporter-toolkit's format serves both exporters (`--skip-tls` leaves these two out).
+The client behaves like Prometheus: one keep-alive connection per scraper (over TLS: one
+handshake with the client certificate, then requests on that connection), Prometheus'
 Accept header and `Accept-Encoding: gzip`. For each exporter, one after the other:
 
 1. 200 sequential scrapes (what Prometheus does: one scrape at a time per target),
@@ -13,7 +18,11 @@ Accept header and `Accept-Encoding: gzip`. For each exporter, one after the othe
    the exporter's own CPU time, errors),
 3. `--soak` scrapes at the same concurrency, sampling the exporter's RSS every tenth.
 
-Prints a rich table; docs/performance.md has the numbers of a run and what they mean.
+Prints a rich table with the ratios (ours over node_exporter's plain-HTTP scrape, and the
+TLS scrape over the same exporter's plain one); docs/performance.md has the numbers of a run
+and what they mean. Run it under the shared lock (it starts servers):
+
+    flock /tmp/minicluster-e2e.lock .venv/bin/python bench/exporter.py --markdown
 """
 
 from __future__ import annotations
@@ -23,12 +32,14 @@ import gzip
 import http.client
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +56,7 @@ HEADERS = {
     "X-Prometheus-Scrape-Timeout-Seconds": "10",
 }
 SEQUENTIAL_SCRAPES = 200
+BENCH_NODE = {"name": "bench", "address": "127.0.0.1", "role": "master", "ssh_user": "bench"}
 
 
 def free_port() -> int:
@@ -67,11 +79,17 @@ class Phase:
 
 
 class Scraper:
-    """One keep-alive connection, as Prometheus keeps one per target."""
+    """One keep-alive connection, as Prometheus keeps one per target; with `tls`, HTTPS
+    with the client certificate that context holds."""
 
-    def __init__(self, port: int):
-        self.port = port
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None):
+        self.port, self.tls = port, tls
+        self.connection = self._connect()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self.tls is None:
+            return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=self.tls)
 
     def scrape(self) -> tuple[float, bytes | None]:
         started = time.perf_counter()
@@ -81,7 +99,7 @@ class Scraper:
             body = response.read()
         except (OSError, http.client.HTTPException):
             self.connection.close()
-            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.connection = self._connect()
             return time.perf_counter() - started, None
         elapsed = time.perf_counter() - started
         if response.status != 200:
@@ -92,7 +110,12 @@ class Scraper:
 
 
 def run_phase(
-    port: int, process: psutil.Process, scrapes: int, concurrency: int, rss_every: int = 0
+    port: int,
+    process: psutil.Process,
+    scrapes: int,
+    concurrency: int,
+    rss_every: int = 0,
+    tls: ssl.SSLContext | None = None,
 ) -> Phase:
     phase = Phase()
     lock = threading.Lock()
@@ -100,7 +123,7 @@ def run_phase(
     done = [0]
 
     def worker() -> None:
-        scraper = Scraper(port)
+        scraper = Scraper(port, tls)
         while True:
             with lock:
                 if remaining[0] == 0:
@@ -130,7 +153,7 @@ def run_phase(
     return phase
 
 
-def wait_ready(port: int, process: subprocess.Popen) -> None:
+def wait_ready(port: int, process: subprocess.Popen, tls: ssl.SSLContext | None = None) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -138,7 +161,7 @@ def wait_ready(port: int, process: subprocess.Popen) -> None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 pass
-            if Scraper(port).scrape()[1] is not None:
+            if Scraper(port, tls).scrape()[1] is not None:
                 return
         except OSError:
             pass
@@ -146,17 +169,21 @@ def wait_ready(port: int, process: subprocess.Popen) -> None:
     raise SystemExit(f"nothing answered on port {port}")
 
 
-def start_ours(workdir: Path, port: int, concurrency: int) -> subprocess.Popen:
+def start_ours(
+    workdir: Path, port: int, concurrency: int, web_config: Path | None = None
+) -> subprocess.Popen:
     # max_concurrent_scrapes must admit the benchmark's concurrency, or the cap answers 503
     # (as designed); node_exporter's own cap (--web.max-requests) defaults to 40.
     config = {
-        "nodes": [{"name": "bench", "address": "127.0.0.1", "role": "master", "ssh_user": "bench"}],
+        "nodes": [BENCH_NODE],
         "exporter": {"max_concurrent_scrapes": max(concurrency, 4)},
     }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     argv = [sys.executable, "-m", "minicluster.exporter", "--config", str(path), "--node", "bench"]
     argv += ["--listen", f"127.0.0.1:{port}"]
+    if web_config is not None:
+        argv += ["--web-config", str(web_config)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -168,26 +195,76 @@ SAME_COLLECTORS = (
 )
 
 
-def start_node_exporter(port: int, same_collectors: bool = False) -> subprocess.Popen:
+def start_node_exporter(
+    port: int, same_collectors: bool = False, web_config: Path | None = None
+) -> subprocess.Popen:
     argv = [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"]
+    if web_config is not None:
+        argv.append(f"--web.config.file={web_config}")
     if same_collectors:
         argv.append("--collector.disable-defaults")
         argv += [f"--collector.{name}" for name in SAME_COLLECTORS.split()]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def measure(name: str, start, args, console: Console) -> dict:
+@dataclass
+class Client:
+    """The TLS side of a deployed cluster: its exporters' web-config and Prometheus'
+    client certificate, from the cluster PKI that deploy creates."""
+
+    web_config: Path
+    context: ssl.SSLContext
+
+
+def cluster_tls(workdir: Path) -> Client:
+    # The PKI code needs the control machine's extra (cryptography); imported only here.
+    from minicluster.core.config import Config
+    from minicluster.security.pki import ensure_pki
+
+    config = Config.model_validate(
+        {
+            "cluster": {"name": "bench"},
+            "nodes": [BENCH_NODE],
+            "security": {"tls": True, "pki_dir": str(workdir / "pki")},
+        }
+    )
+    pki = ensure_pki(config)
+    # As minicluster.render.webconfig writes exporter-web.yml, with this PKI's paths.
+    web_config = workdir / "exporter-web.yml"
+    tls_server = {
+        "cert_file": str(pki.node_cert("bench")),
+        "key_file": str(pki.node_key("bench")),
+        "client_auth_type": "RequireAndVerifyClientCert",
+        "client_ca_file": str(pki.ca_cert),
+    }
+    web_config.write_text(yaml.safe_dump({"tls_server_config": tls_server}))
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))  # checks 127.0.0.1 too
+    context.load_cert_chain(pki.client_cert("prometheus"), pki.client_key("prometheus"))
+    return Client(web_config, context)
+
+
+@dataclass
+class Target:
+    name: str
+    start: Callable[[int], subprocess.Popen]
+    tls: ssl.SSLContext | None = None
+
+
+def measure(target: Target, args, console: Console) -> dict:
+    name, tls = target.name, target.tls
     port = free_port()
-    process = start(port)
+    process = target.start(port)
     try:
-        wait_ready(port, process)
+        wait_ready(port, process, tls)
         proc = psutil.Process(process.pid)
         console.print(f"[bold]{name}[/]: sequential {SEQUENTIAL_SCRAPES} scrapes")
-        sequential = run_phase(port, proc, SEQUENTIAL_SCRAPES, 1)
+        sequential = run_phase(port, proc, SEQUENTIAL_SCRAPES, 1, tls=tls)
         console.print(f"[bold]{name}[/]: {args.scrapes} scrapes at concurrency {args.concurrency}")
-        loaded = run_phase(port, proc, args.scrapes, args.concurrency)
+        loaded = run_phase(port, proc, args.scrapes, args.concurrency, tls=tls)
         console.print(f"[bold]{name}[/]: {args.soak} scrapes for RSS")
-        soak = run_phase(port, proc, args.soak, args.concurrency, rss_every=args.soak // 10)
+        soak = run_phase(
+            port, proc, args.soak, args.concurrency, rss_every=args.soak // 10, tls=tls
+        )
     finally:
         process.terminate()
         process.wait(10)
@@ -202,23 +279,49 @@ def mb(value: float) -> str:
     return f"{value / 1e6:.1f} MB"
 
 
+OURS, NODE_EXPORTER_NAME = "minicluster exporter", "node_exporter"
+SAME, OURS_TLS, NODE_EXPORTER_TLS = (
+    "node_exporter, same collectors",
+    "minicluster exporter, TLS",
+    "node_exporter, TLS",
+)
+# Ratio columns: (numerator, denominator). Every TLS figure is also set against
+# node_exporter's plain-HTTP scrape, which is what the TLS goal is stated against.
+RATIOS = (
+    (OURS, NODE_EXPORTER_NAME),
+    (OURS, SAME),
+    (OURS_TLS, NODE_EXPORTER_NAME),
+    (OURS_TLS, OURS),
+    (NODE_EXPORTER_TLS, NODE_EXPORTER_NAME),
+)
+# Column titles; the exporters in full are listed under the table.
+SHORT = {
+    OURS: "ours",
+    NODE_EXPORTER_NAME: "node_exporter",
+    SAME: "node_exporter same",
+    OURS_TLS: "ours TLS",
+    NODE_EXPORTER_TLS: "node_exporter TLS",
+}
+
+
 def report(results: dict[str, dict], args, console: Console) -> None:
-    ours, *others = results
     python = sys.version.split()[0]
     table = Table(title=f"Exporter benchmark ({psutil.cpu_count()} CPUs, Python {python})")
-    headers = ["measure", ours]
-    for other in others:
-        headers += [other, f"ours / {other}"]
+    ratios = [(a, b) for a, b in RATIOS if a in results and b in results]
+    headers = [
+        "measure",
+        *(SHORT[name] for name in results),
+        *(f"{SHORT[a]} / {SHORT[b]}" for a, b in ratios),
+    ]
     for header in headers:
         table.add_column(header, justify="left" if header == "measure" else "right")
     rows: list[list[str]] = []
 
     def row(label: str, pick, fmt) -> None:
-        mine = pick(results[ours])
-        cells = [label, fmt(mine)]
-        for other in others:
-            theirs = pick(results[other])
-            cells += [fmt(theirs), f"{mine / theirs:.2f}x" if theirs else "-"]
+        values = {name: pick(result) for name, result in results.items()}
+        cells = [label, *(fmt(value) for value in values.values())]
+        for a, b in ratios:
+            cells.append(f"{values[a] / values[b]:.2f}x" if values[b] else "-")
         rows.append(cells)
         table.add_row(*cells)
 
@@ -243,6 +346,11 @@ def report(results: dict[str, dict], args, console: Console) -> None:
     row(f"RSS after {args.soak} soak scrapes", lambda r: r["soak"].rss_samples[-1], mb)
     row("RSS max during soak", lambda r: max(r["soak"].rss_samples), mb)
     console.print(table)
+    console.print(
+        "ours: the minicluster exporter; node_exporter same: node_exporter with only the "
+        "collectors this exporter has; TLS: TLS with a client certificate required, over a "
+        "kept-alive connection, certificates from the cluster PKI"
+    )
     load = ", ".join(f"{x:.1f}" for x in psutil.getloadavg())
     console.print(f"load average at the end (1, 5, 15 min): {load}")
     if args.markdown:
@@ -258,29 +366,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--soak", type=int, default=10_000)
     parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    parser.add_argument(
+        "--skip-tls", action="store_true", help="leave out the two exporters over TLS"
+    )
     args = parser.parse_args(argv)
     if not shutil.which(NODE_EXPORTER):
         print(f"{NODE_EXPORTER} is missing: apt-get install prometheus-node-exporter")
         return 1
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)  # a file or pipe: room for every column
+        console = Console(width=240)  # a file or pipe: room for every column
     with tempfile.TemporaryDirectory() as tmp:
-        results = {
-            "minicluster exporter": measure(
-                "minicluster exporter",
-                lambda port: start_ours(Path(tmp), port, args.concurrency),
-                args,
-                console,
-            ),
-            "node_exporter": measure("node_exporter", start_node_exporter, args, console),
-            "node_exporter, same collectors": measure(
-                "node_exporter, same collectors",
-                lambda port: start_node_exporter(port, same_collectors=True),
-                args,
-                console,
-            ),
-        }
+        workdir = Path(tmp)
+        targets = [
+            Target(OURS, lambda port: start_ours(workdir, port, args.concurrency)),
+            Target(NODE_EXPORTER_NAME, start_node_exporter),
+            Target(SAME, lambda port: start_node_exporter(port, same_collectors=True)),
+        ]
+        if not args.skip_tls:
+            tls = cluster_tls(workdir)
+            targets += [
+                Target(
+                    OURS_TLS,
+                    lambda port: start_ours(workdir, port, args.concurrency, tls.web_config),
+                    tls.context,
+                ),
+                Target(
+                    NODE_EXPORTER_TLS,
+                    lambda port: start_node_exporter(port, web_config=tls.web_config),
+                    tls.context,
+                ),
+            ]
+        results = {target.name: measure(target, args, console) for target in targets}
     report(results, args, console)
     return 0
 

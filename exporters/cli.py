@@ -15,7 +15,7 @@ from minicluster.core.config import Config, ConfigError, ExporterSettings, load_
 from minicluster.exporter import options as opts
 from minicluster.exporter.registry import build_collectors, collector_names
 from minicluster.exporter.scrape import ScrapeGuard
-from minicluster.exporter.server import ExporterServer
+from minicluster.exporter.server import ExporterServer, tune_gc
 from minicluster.exporter.webconfig import load_web_config
 
 EXIT_USAGE = 2
@@ -132,6 +132,7 @@ def serve(
     # launchd stops a job with SIGTERM: leave serve_forever and close the socket.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     names = ", ".join(c.name for c in collectors)
+    tune_gc()
     print(f"exporters: node {options.node} listening on {server.url}", flush=True)
     log.info("collectors: %s", names)
     try:

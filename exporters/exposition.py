@@ -61,8 +61,20 @@ class TextEncoder:
             if kind is None:
                 out.append(generate_latest(_Single(family)).decode())
                 continue
+            samples = family.samples
+            if len(samples) == 1 and not samples[0].labels:
+                # A family of one value (most of them): its HELP, TYPE and name in one piece.
+                sample = samples[0]
+                key = (sample.name, family.name, kind, family.documentation)
+                head = series.get(key)
+                if head is None:
+                    head = series[key] = self._header(family, kind) + f"{sample.name} "
+                out.append(head)
+                out.append(format_value(sample.value))
+                out.append("\n")
+                continue
             out.append(self._header(family, kind))
-            for sample in family.samples:
+            for sample in samples:
                 key = (sample.name, tuple(sample.labels.items()))
                 prefix = series.get(key)
                 if prefix is None:

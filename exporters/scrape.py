@@ -239,6 +239,8 @@ class ScrapeGuard:
 
     def _log_change(self, name: str, outcome: Outcome) -> None:
         # Log when a collector starts or stops failing, not at every scrape.
+        if outcome.success and name not in self._failing:
+            return  # the usual case, decided without the lock (it is checked again under it)
         with self._lock:
             if outcome.success == (name not in self._failing):
                 return

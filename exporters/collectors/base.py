@@ -8,15 +8,17 @@ the name users pass to `exporter.disabled_collectors` / `--collector.disable`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import resource
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from prometheus_client.core import Metric
+from prometheus_client.samples import Sample
 
 LINUX_AND_DARWIN = frozenset({"linux", "darwin"})
 DARWIN_ONLY = frozenset({"darwin"})
@@ -160,6 +162,41 @@ class HeldFiles:
     def read(self, path: str) -> str:
         return self.read_bytes(path).decode("utf-8", "replace")
 
+    def read_many(self, paths: Sequence[str]) -> list[str | None]:
+        """Each file's text, or None where it cannot be read (as a sysfs attribute the
+        driver does not support); one round of the lock for all of them."""
+        with self._lock:
+            helds = [self._held.get(path) for path in paths]
+            for held in helds:
+                if held is not None:
+                    held.users += 1
+        texts: list[str | None] = []
+        gone: list[int] = []
+        try:
+            for path, held in zip(paths, helds, strict=True):
+                try:
+                    data = _pread_all(held.fd) if held is not None else self._open(path)
+                except OSError as exc:
+                    if held is not None and exc.errno in _GONE:
+                        gone.append(len(texts))
+                    texts.append(None)
+                    continue
+                texts.append(data.decode("utf-8", "replace"))
+        finally:
+            with self._lock:
+                for i, held in enumerate(helds):
+                    if held is None:
+                        continue
+                    held.users -= 1
+                    if i in gone:
+                        self._retire(paths[i], held)
+                    elif held.retired and held.users == 0:
+                        os.close(held.fd)
+        for i in gone:  # the file went away: its path may be another device's by now
+            with contextlib.suppress(OSError):
+                texts[i] = self._open(paths[i]).decode("utf-8", "replace")
+        return texts
+
     def _open(self, path: str) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         data = error = None
@@ -220,6 +257,16 @@ def read_text(path: str) -> str:
     return FILES.read(path)
 
 
+def read_many(paths: Sequence[str]) -> list[str | None]:
+    """Each file's text, None where it cannot be read (see HeldFiles.read_many)."""
+    return FILES.read_many(paths)
+
+
+def forget_files(prefix: str) -> None:
+    """Close the held descriptors of the files under `prefix` (a device that went away)."""
+    FILES.forget(prefix)
+
+
 def read_optional(path: str) -> str | None:
     """The file's text, or None where this host does not have the source.
 
@@ -234,6 +281,35 @@ def read_optional(path: str) -> str | None:
         if exc.errno in _EOPNOTSUPP:
             return None
         raise
+
+
+# Families of one value by (type, name, help): their fields, and their one sample's name.
+_SINGLE: dict[tuple[type, str, str], tuple[dict[str, Any], str]] = {}
+MAX_SINGLE_FAMILIES = 10_000  # names are fixed by the code, bar textfile and kernel fields
+
+
+def single(kind: type[Metric], name: str, documentation: str, value: float) -> Metric:
+    """`kind(name, documentation, value=value)`, the same family, built faster.
+
+    prometheus_client checks the name again for every family (1.2 us each, and a scrape
+    builds some 260 families of one value). The first family of each name is built and
+    checked by prometheus_client itself; later ones take its fields and a fresh sample.
+    """
+    key = (kind, name, documentation)
+    known = _SINGLE.get(key)
+    if known is None:
+        family = kind(name, documentation, value=value)
+        if len(family.samples) == 1 and not family.samples[0].labels:
+            if len(_SINGLE) >= MAX_SINGLE_FAMILIES:
+                _SINGLE.clear()
+            fields = {k: v for k, v in vars(family).items() if k != "samples"}
+            _SINGLE[key] = (fields, family.samples[0].name)
+        return family
+    fields, sample_name = known
+    family = kind.__new__(kind)
+    vars(family).update(fields)
+    family.samples = [Sample(sample_name, {}, value, None)]
+    return family
 
 
 class _Collection:

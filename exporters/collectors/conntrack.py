@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
+from minicluster.exporter.collectors.base import (
+    LINUX_ONLY,
+    Collector,
+    read_optional,
+    register,
+    single,
+)
 
 COUNT = "/proc/sys/net/netfilter/nf_conntrack_count"
 MAX = "/proc/sys/net/netfilter/nf_conntrack_max"
@@ -86,4 +92,4 @@ class ConntrackCollector(Collector):
             value=table.limit,
         )
         for name, value in table.stats.items():
-            yield GaugeMetricFamily(f"node_nf_conntrack_stat_{name}", STATS[name], value=value)
+            yield single(GaugeMetricFamily, f"node_nf_conntrack_stat_{name}", STATS[name], value)

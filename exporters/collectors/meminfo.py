@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import Collector, for_platform, read_text, register
+from minicluster.exporter.collectors.base import (
+    Collector,
+    for_platform,
+    read_text,
+    register,
+    single,
+)
 
 _PARENTHESES = re.compile(r"\((.*)\)")
 
@@ -105,6 +111,6 @@ class MeminfoCollector(Collector):
             name = f"node_memory_{key}"
             help_text = f"Memory information field {key}."
             if key.endswith("_total"):
-                yield CounterMetricFamily(name, help_text, value=value)
+                yield single(CounterMetricFamily, name, help_text, value)
             else:
-                yield GaugeMetricFamily(name, help_text, value=value)
+                yield single(GaugeMetricFamily, name, help_text, value)

@@ -28,8 +28,8 @@ import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import Collector, read_text, register
-from minicluster.exporter.collectors.netdev import parse_ifmibdata
+from minicluster.exporter.collectors.base import Collector, read_many, read_text, register
+from minicluster.exporter.collectors.netdev import net_devices, parse_ifmibdata
 
 KINDS = ("ethernet", "wifi", "thunderbolt", "loopback", "other")
 SYS_CLASS_NET = "/sys/class/net"
@@ -117,9 +117,11 @@ def read_sysfs_link(
     device: str, root: str = SYS_CLASS_NET, names=ATTRIBUTES
 ) -> tuple[dict[str, float], dict[str, str]]:
     base = f"{root}/{device}/"
+    names = tuple(names)
+    texts = read_many([base + name for name in (*names, *INFO_FILES)])
     attributes = {}
-    for name in names:
-        text = _read(base + name)
+    for name, text in zip(names, texts, strict=False):
+        text = text.strip() if text else None
         if not text:
             continue
         try:
@@ -128,7 +130,10 @@ def read_sysfs_link(
             continue
         metric = ATTRIBUTES[name][0]
         attributes[metric] = value * 125_000 if name == "speed" else value  # Mbit/s -> B/s
-    info = {name: _read(base + name) or "" for name in INFO_FILES}
+    info = {
+        name: (text or "").strip()
+        for name, text in zip(INFO_FILES, texts[len(names) :], strict=True)
+    }
     info["device"] = device
     return attributes, info
 
@@ -144,10 +149,10 @@ class SysfsLinks:
         self.root = root
         self.static: dict[tuple[str, int], dict[str, float]] = {}
         self.changing = tuple(name for name in ATTRIBUTES if name not in STATIC_ATTRIBUTES)
+        self.known: set[tuple[str, int]] = set()
 
     def devices(self) -> list[tuple[str, int]]:
-        # bonding_masters is a file beside the device directories.
-        return sorted((e.name, e.inode()) for e in os.scandir(self.root) if e.is_dir())
+        return net_devices(self.root, self.known)
 
     def __call__(self, kind: Callable[[str], str]) -> list[Link]:
         links = []

@@ -13,6 +13,8 @@ receive drop, multicast both ways, colls, noproto) plus the send-queue drops as
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -21,7 +23,14 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import Collector, for_platform, read_text, register
+from minicluster.exporter.collectors.base import (
+    Collector,
+    for_platform,
+    forget_files,
+    read_many,
+    read_text,
+    register,
+)
 
 # struct ifmibdata (<net/if_mib.h>): name[16], pcount, flags, snd_len, snd_maxlen, snd_drops,
 # filler[4], then struct if_data64 (<net/if_var.h>, #pragma pack(4), so the 64-bit fields
@@ -85,20 +94,43 @@ def parse_proc_net_dev(text: str) -> Counters:
     return result
 
 
-def _rx_nohandler(device: str, root: str) -> int | None:
-    try:
-        return int(read_text(f"{root}/{device}/statistics/rx_nohandler"))
-    except (OSError, ValueError):
-        return None  # kernels before 4.6 do not count it
+def net_devices(root: str, known: set[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The devices in `root` (/sys/class/net) by name and inode, sorted.
+
+    The held descriptors of a device that is gone are closed: a device moved to another
+    network namespace keeps its sysfs files alive under the same path, and a new device
+    here by that name must not be read through them. `known` is the caller's last set.
+    """
+    # Devices are symbolic links (no stat needed); bonding_masters is a file beside them.
+    devices = sorted((e.name, e.inode()) for e in os.scandir(root) if e.is_symlink() or e.is_dir())
+    current = set(devices)
+    for name, _ in known - current:
+        forget_files(f"{root}/{name}/")
+    known.clear()
+    known.update(current)
+    return devices
+
+
+class LinuxNetdev:
+    def __init__(self, proc_net_dev: str = PROC_NET_DEV, sys_class_net: str = SYS_CLASS_NET):
+        self.proc_net_dev, self.sys_class_net = proc_net_dev, sys_class_net
+        self.known: set[tuple[str, int]] = set()
+
+    def __call__(self) -> Counters:
+        result = parse_proc_net_dev(read_text(self.proc_net_dev))
+        with contextlib.suppress(OSError):  # no sysfs (a container without it)
+            net_devices(self.sys_class_net, self.known)
+        devices = list(result)
+        root = self.sys_class_net
+        texts = read_many([f"{root}/{d}/statistics/rx_nohandler" for d in devices])
+        for device, text in zip(devices, texts, strict=True):
+            with contextlib.suppress(TypeError, ValueError):  # None before Linux 4.6
+                result[device]["receive_nohandler"] = int(text)
+        return result
 
 
 def read_linux(proc_net_dev: str = PROC_NET_DEV, sys_class_net: str = SYS_CLASS_NET) -> Counters:
-    result = parse_proc_net_dev(read_text(proc_net_dev))
-    for device, fields in result.items():
-        nohandler = _rx_nohandler(device, sys_class_net)
-        if nohandler is not None:
-            fields["receive_nohandler"] = nohandler
-    return result
+    return LinuxNetdev(proc_net_dev, sys_class_net)()
 
 
 def darwin_fields(data: IfMibData) -> dict[str, int]:
@@ -149,7 +181,7 @@ class NetdevCollector(Collector):
     name = "netdev"
 
     def default_source(self):
-        return for_platform(linux=read_linux, darwin=read_darwin)
+        return for_platform(linux=LinuxNetdev(), darwin=read_darwin)
 
     def collect(self) -> Iterator[Metric]:
         families = {

@@ -11,7 +11,13 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric, UnknownMetricFamily
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
+from minicluster.exporter.collectors.base import (
+    LINUX_ONLY,
+    Collector,
+    read_optional,
+    register,
+    single,
+)
 
 # Current node_exporter's default --collector.netstat.fields.
 FIELDS = re.compile(
@@ -108,6 +114,9 @@ class NetstatCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for (protocol, field), value in sorted(self.source().items()):
-            yield UnknownMetricFamily(
-                f"node_netstat_{protocol}_{field}", f"Statistic {protocol}{field}.", value=value
+            yield single(
+                UnknownMetricFamily,
+                f"node_netstat_{protocol}_{field}",
+                f"Statistic {protocol}{field}.",
+                value,
             )

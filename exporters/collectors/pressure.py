@@ -12,7 +12,13 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
+from minicluster.exporter.collectors.base import (
+    LINUX_ONLY,
+    Collector,
+    read_optional,
+    register,
+    single,
+)
 
 PRESSURE_DIR = "/proc/pressure"
 RESOURCES = ("cpu", "io", "memory", "irq")
@@ -63,8 +69,9 @@ class PressureCollector(Collector):
                 help_text = HELP.get((resource, kind))
                 if help_text is None:
                     continue  # irq has only a "full" line; anything new is skipped
-                yield CounterMetricFamily(
+                yield single(
+                    CounterMetricFamily,
                     f"node_pressure_{resource}_{KIND[kind]}_seconds_total",
                     help_text,
-                    value=seconds,
+                    seconds,
                 )

@@ -1,18 +1,21 @@
-"""process: the exporter's own `process_*` metrics, from psutil so they exist on macOS.
+"""process: the exporter's own `process_*` metrics, from psutil so they exist on macOS (on
+Linux from the /proc files psutil reads, read directly).
 
 prometheus_client's ProcessCollector reads /proc and yields nothing on a Mac.
 """
 
 from __future__ import annotations
 
+import os
 import resource
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.base import Collector, read_text, register
 
 
 @dataclass(frozen=True)
@@ -25,11 +28,20 @@ class ProcessStats:
     start_time: float
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
 class ProcessReader:
     def __init__(self, process: psutil.Process | None = None):
+        # This process on Linux: the files psutil would read, read directly (see _linux).
+        self.own_linux = process is None and sys.platform.startswith("linux")
         self.process = process or psutil.Process()
+        self._start_time: float | None = None
 
     def __call__(self) -> ProcessStats:
+        if self.own_linux:
+            return self._linux()
         proc = self.process
         with proc.oneshot():
             cpu = proc.cpu_times()
@@ -43,6 +55,25 @@ class ProcessReader:
             open_fds=fds,
             max_fds=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
             start_time=started,
+        )
+
+    def _linux(self) -> ProcessStats:
+        """psutil's numbers from psutil's files (/proc/self/stat, statm, fd), through the
+        held descriptors, without psutil's per-call bookkeeping (a third of this collector's
+        time)."""
+        if self._start_time is None:  # fixed for the life of the process
+            self._start_time = self.process.create_time()
+        stat = read_text("/proc/self/stat")
+        fields = stat[stat.rindex(")") + 2 :].split()  # from the state, the 3rd field, on
+        statm = read_text("/proc/self/statm").split()
+        return ProcessStats(
+            # As psutil.cpu_times(): utime and stime (fields 14 and 15) over the clock ticks.
+            cpu_seconds=int(fields[11]) / CLOCK_TICKS + int(fields[12]) / CLOCK_TICKS,
+            resident_bytes=int(statm[1]) * PAGE_SIZE,
+            virtual_bytes=int(statm[0]) * PAGE_SIZE,
+            open_fds=len(os.listdir("/proc/self/fd")),
+            max_fds=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            start_time=self._start_time,
         )
 
 

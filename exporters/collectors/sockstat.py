@@ -12,7 +12,13 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
+from minicluster.exporter.collectors.base import (
+    LINUX_ONLY,
+    Collector,
+    read_optional,
+    register,
+    single,
+)
 
 FILES = ("/proc/net/sockstat", "/proc/net/sockstat6")
 
@@ -51,12 +57,16 @@ class SockstatCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         for (protocol, field), value in sorted(self.source().items()):
             if protocol == "sockets" and field == "used":
-                yield GaugeMetricFamily(
-                    "node_sockstat_sockets_used", "Number of IPv4 sockets in use.", value=value
+                yield single(
+                    GaugeMetricFamily,
+                    "node_sockstat_sockets_used",
+                    "Number of IPv4 sockets in use.",
+                    value,
                 )
                 continue
-            yield GaugeMetricFamily(
+            yield single(
+                GaugeMetricFamily,
                 f"node_sockstat_{protocol}_{field}",
                 f"Number of {protocol} sockets in state {field}.",
-                value=value,
+                value,
             )

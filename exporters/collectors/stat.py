@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_once, register
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_once, register, single
 
 PROC_STAT = "/proc/stat"
 # /proc/stat key -> (metric, help, counter?)
@@ -57,4 +57,4 @@ class StatCollector(Collector):
             if key not in values:
                 continue
             family = CounterMetricFamily if counter else GaugeMetricFamily
-            yield family(metric, help_text, value=values[key])
+            yield single(family, metric, help_text, values[key])

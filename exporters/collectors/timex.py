@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register, single
 
 STA_NANO = 0x2000  # offset and jitter in ns rather than µs (<sys/timex.h>)
 TIME_ERROR = 5  # adjtimex's return value for an unsynchronised clock
@@ -133,4 +133,4 @@ class TimexCollector(Collector):
         values = self.source()
         for name, (help_text, counter) in METRICS.items():
             family = CounterMetricFamily if counter else GaugeMetricFamily
-            yield family(f"node_timex_{name}", help_text, value=values[name])
+            yield single(family, f"node_timex_{name}", help_text, values[name])

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric, UnknownMetricFamily
 
-from minicluster.exporter.collectors.base import Collector, read_text, register
+from minicluster.exporter.collectors.base import Collector, read_text, register, single
 
 # node_exporter's --collector.vmstat.fields default.
 FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault).*")
@@ -42,6 +42,9 @@ class VmstatCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         for field, value in sorted(self.source().items()):
             # Untyped, as node_exporter publishes them: the kernel's names, its units.
-            yield UnknownMetricFamily(
-                f"node_vmstat_{field}", f"/proc/vmstat information field {field}.", value=value
+            yield single(
+                UnknownMetricFamily,
+                f"node_vmstat_{field}",
+                f"/proc/vmstat information field {field}.",
+                value,
             )

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from minicluster.exporter.collectors import base
+from minicluster.exporter.collectors import base, netdev
 from minicluster.exporter.server import connection_cap
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/uptime"), reason="needs Linux /proc")
@@ -25,10 +25,17 @@ def test_a_held_proc_file_reads_the_kernels_current_text(monkeypatch):
     first = files.read("/proc/uptime")
     assert len(files) == 1
     real_open, opened = os.open, []
-    monkeypatch.setattr(base.os, "open", lambda *args: opened.append(args) or real_open(*args))
+
+    def counting_open(path, *args):  # os.open of every thread: count this file's alone
+        if path == "/proc/uptime":
+            opened.append(path)
+        return real_open(path, *args)
+
+    monkeypatch.setattr(base.os, "open", counting_open)
     deadline = time.monotonic() + 10
-    while (later := files.read("/proc/uptime")) == first and time.monotonic() < deadline:
-        pass
+    uptime = first.split()[0]
+    while (later := files.read("/proc/uptime")).split()[0] == uptime:
+        assert time.monotonic() < deadline
     assert float(later.split()[0]) > float(first.split()[0])  # uptime moved on
     assert opened == []  # through the held descriptor
     assert files.read("/proc/self/stat").split()[0] == str(os.getpid())
@@ -73,25 +80,27 @@ def test_descriptors_stay_within_the_budget():
 def test_a_held_file_that_went_away_is_opened_again(monkeypatch):
     files = base.HeldFiles(budget=8)
     files.read("/proc/uptime")
+    held = files._held["/proc/uptime"].fd
     real_pread, calls = os.pread, []
 
-    def gone_once(fd, size, offset):
-        calls.append(fd)
-        if len(calls) == 1:  # the device behind the descriptor was removed
+    def gone_once(fd, size, offset):  # os.pread of every thread: fail this one's
+        if fd == held and not calls:  # the device behind the descriptor was removed
+            calls.append(fd)
             raise OSError(errno.ENODEV, "No such device")
         return real_pread(fd, size, offset)
 
     real_open, opened = os.open, []
 
-    def counting_open(path, flags):
-        opened.append(path)
-        return real_open(path, flags)
+    def counting_open(path, *args):
+        if path == "/proc/uptime":
+            opened.append(path)
+        return real_open(path, *args)
 
     fds = open_fds()
     monkeypatch.setattr(base.os, "pread", gone_once)
     monkeypatch.setattr(base.os, "open", counting_open)
     assert float(files.read("/proc/uptime").split()[0]) > 0
-    assert opened == ["/proc/uptime"] and len(calls) == 2  # read through a new descriptor
+    assert opened == ["/proc/uptime"] and calls == [held]  # read through a new descriptor
     assert len(files) == 1 and open_fds() == fds  # and the old one closed
     files.read("/proc/uptime")
     assert opened == ["/proc/uptime"]  # held again
@@ -99,9 +108,12 @@ def test_a_held_file_that_went_away_is_opened_again(monkeypatch):
 
 def test_an_attribute_that_cannot_be_read_now_raises_each_time_and_stays_held(monkeypatch):
     files = base.HeldFiles(budget=8)
+    real_pread = os.pread
 
     def invalid(fd, size, offset):  # the speed of a link that is down
-        raise OSError(errno.EINVAL, "Invalid argument")
+        if os.readlink(f"/proc/self/fd/{fd}") == "/proc/uptime":
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pread(fd, size, offset)
 
     monkeypatch.setattr(base.os, "pread", invalid)
     for _ in range(2):
@@ -109,6 +121,7 @@ def test_an_attribute_that_cannot_be_read_now_raises_each_time_and_stays_held(mo
             files.read("/proc/uptime")
         assert raised.value.errno == errno.EINVAL
     assert len(files) == 1
+    assert files.read_many(["/proc/uptime", "/proc/loadavg"])[0] is None
 
 
 def test_no_held_files_under_a_low_open_file_limit_and_connections_leave_room(monkeypatch):
@@ -120,3 +133,41 @@ def test_no_held_files_under_a_low_open_file_limit_and_connections_leave_room(mo
     if soft != resource.RLIM_INFINITY:
         # connection_cap reads the real limit: held files and connections fit in it together.
         assert connection_cap() + base.held_files_budget() + open_fds() <= max(soft, 4 + 256)
+
+
+def test_forgetting_a_device_closes_only_its_files():
+    files = base.HeldFiles(budget=8)
+    files.read("/proc/self/stat")
+    files.read("/proc/self/statm")
+    files.read("/proc/uptime")
+    files.forget("/proc/self/")
+    assert len(files) == 1
+    assert files.read("/proc/uptime")
+
+
+def test_a_device_gone_or_made_again_under_its_name_has_its_held_files_closed(
+    tmp_path, monkeypatch
+):
+    forgotten = []
+
+    class Recording(base.HeldFiles):
+        def forget(self, prefix: str) -> None:
+            forgotten.append(prefix)
+            super().forget(prefix)
+
+    monkeypatch.setattr(base, "FILES", Recording())
+    net = tmp_path / "net"
+    net.mkdir()
+    for device in ("eth0", "v3", "v3-again"):
+        (tmp_path / "devices" / device).mkdir(parents=True)
+    (net / "eth0").symlink_to(tmp_path / "devices" / "eth0")
+    (net / "v3").symlink_to(tmp_path / "devices" / "v3")
+    (net / "bonding_masters").write_text("")  # a file beside the devices, not one
+    known: set[tuple[str, int]] = set()
+    assert [name for name, _ in netdev.net_devices(str(net), known)] == ["eth0", "v3"]
+    assert forgotten == []
+    # v3 moved to another namespace, and a new v3 came here: a new entry, another inode.
+    (tmp_path / "v3").symlink_to(tmp_path / "devices" / "v3-again")
+    (tmp_path / "v3").rename(net / "v3")
+    assert [name for name, _ in netdev.net_devices(str(net), known)] == ["eth0", "v3"]
+    assert forgotten == [f"{net}/v3/"]

@@ -72,8 +72,12 @@ def test_pressure_without_psi_is_no_series_and_success(tmp_path, monkeypatch):
     outcome = run_collector(absent)
     assert outcome.success and outcome.families == []
 
-    def refused(*args, **kwargs):  # booted with psi=0: the files exist, reading fails
-        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+    real_pread = os.pread
+
+    def refused(fd, *args):  # booted with psi=0: the files exist, reading fails
+        if os.readlink(f"/proc/self/fd/{fd}") == "/proc/pressure/cpu":
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_pread(fd, *args)
 
     monkeypatch.setattr(base, "FILES", base.HeldFiles())
     monkeypatch.setattr(base.os, "pread", refused)
