@@ -1,5 +1,6 @@
-"""Kernel files read through descriptors held between scrapes: fresh values, bounded
-descriptors, and a file that goes away read afresh."""
+"""What makes a scrape cheaper must not change it: kernel files read through descriptors
+held between scrapes (fresh values, bounded descriptors, a file that goes away read
+afresh), families of one value built from a known one, the mount table parsed on change."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import resource
 import time
 
 import pytest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, UnknownMetricFamily
 
-from minicluster.exporter.collectors import base, netdev
+from minicluster.exporter.collectors import base, filesystem, netdev
+from minicluster.exporter.exposition import TextEncoder
 from minicluster.exporter.server import connection_cap
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/uptime"), reason="needs Linux /proc")
@@ -171,3 +174,42 @@ def test_a_device_gone_or_made_again_under_its_name_has_its_held_files_closed(
     (tmp_path / "v3").rename(net / "v3")
     assert [name for name, _ in netdev.net_devices(str(net), known)] == ["eth0", "v3"]
     assert forgotten == [f"{net}/v3/"]
+
+
+@pytest.mark.parametrize("kind", [GaugeMetricFamily, CounterMetricFamily, UnknownMetricFamily])
+def test_a_family_of_one_value_is_the_one_prometheus_client_builds(kind):
+    for value in (1.5, 7, float("nan")):  # the first call builds, the later ones copy
+        fast = base.single(kind, "node_test_value_total", "A value.", value)
+        library = kind("node_test_value_total", "A value.", value=value)
+        assert type(fast) is kind
+        assert vars(fast).keys() == vars(library).keys()
+        assert (fast.name, fast.documentation, fast.type, fast.unit) == (
+            library.name,
+            library.documentation,
+            library.type,
+            library.unit,
+        )
+        [got], [want] = fast.samples, library.samples
+        assert got.name == want.name and got.labels == want.labels == {}
+        assert got[3:] == want[3:]
+        assert got.value == want.value or (value != value and got.value != got.value)
+        assert TextEncoder().encode([fast]) == TextEncoder().encode([library])
+    with pytest.raises(ValueError):  # a bad name is still refused, by prometheus_client
+        base.single(GaugeMetricFamily, "", "A value.", 1.0)
+
+
+def test_the_mount_table_is_parsed_again_only_when_it_changes(tmp_path):
+    table = tmp_path / "mounts"
+    table.write_text("/dev/sda1 / ext4 rw 0 0\n")
+    asked = []
+
+    def mounts():
+        asked.append(table.read_text())
+        return [filesystem.Mount("/dev/sda1", "/", "ext4")]
+
+    cached = filesystem.LinuxMounts(str(table), mounts)
+    assert cached() == cached() == [filesystem.Mount("/dev/sda1", "/", "ext4")]
+    assert len(asked) == 1
+    table.write_text("/dev/sda1 / ext4 rw 0 0\n/dev/sdb1 /data ext4 rw 0 0\n")
+    cached()
+    assert len(asked) == 2
