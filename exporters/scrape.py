@@ -30,7 +30,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import Collector, begin_collection, end_collection
+from minicluster.exporter.collectors.base import (
+    Collector,
+    add_sample,
+    begin_collection,
+    end_collection,
+)
 
 log = logging.getLogger("exporters")
 
@@ -231,8 +236,8 @@ class ScrapeGuard:
         for collector in self.collectors:
             outcome = outcomes[collector.name]
             families.extend(outcome.families)
-            duration.add_metric([collector.name], outcome.seconds)
-            success.add_metric([collector.name], 1.0 if outcome.success else 0.0)
+            add_sample(duration, {"collector": collector.name}, outcome.seconds)
+            add_sample(success, {"collector": collector.name}, 1.0 if outcome.success else 0.0)
             self._log_change(collector.name, outcome)
         families.extend([duration, success])
         return families

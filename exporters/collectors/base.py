@@ -312,6 +312,14 @@ def single(kind: type[Metric], name: str, documentation: str, value: float) -> M
     return family
 
 
+def add_sample(family: Metric, labels: dict[str, str], value: float) -> None:
+    """`family.add_metric(list(labels.values()), value)` for a gauge, counter or untyped
+    family, `labels` given in the family's label order: the same sample, made directly
+    (this is the inner loop of the per-device collectors)."""
+    name = family.name + "_total" if family.type == "counter" else family.name
+    family.samples.append(Sample(name, labels, value, None))
+
+
 class _Collection:
     """Files read during the current collection, so collectors that share a source (cpu,
     stat and boottime all read /proc/stat) read it once per scrape. Outside a collection

@@ -28,7 +28,13 @@ import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import Collector, read_many, read_text, register
+from minicluster.exporter.collectors.base import (
+    Collector,
+    add_sample,
+    read_many,
+    read_text,
+    register,
+)
 from minicluster.exporter.collectors.netdev import net_devices, parse_ifmibdata
 
 KINDS = ("ethernet", "wifi", "thunderbolt", "loopback", "other")
@@ -366,9 +372,10 @@ class NetclassCollector(Collector):
             labels=["device", "kind"],
         )
         for link in sorted(self.source(), key=lambda link: link.device):
-            up.add_metric([link.device], 1.0 if link.up else 0.0)
+            device = link.device
+            add_sample(up, {"device": device}, 1.0 if link.up else 0.0)
             if link.info:
-                info.add_metric([link.info[label] for label in INFO_LABELS], 1.0)
+                add_sample(info, {label: link.info[label] for label in INFO_LABELS}, 1.0)
             values = dict(link.attributes)
             if link.mtu is not None:
                 values["mtu_bytes"] = link.mtu
@@ -378,8 +385,8 @@ class NetclassCollector(Collector):
                 family = attributes.get(metric)
                 if family is None:
                     family = attributes[metric] = _attribute_family(metric)
-                family.add_metric([link.device], value)
-            kind.add_metric([link.device, link.kind], 1.0)
+                add_sample(family, {"device": device}, value)
+            add_sample(kind, {"device": device, "kind": link.kind}, 1.0)
         yield up
         if info.samples:
             yield info

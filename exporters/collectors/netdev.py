@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import (
     Collector,
+    add_sample,
     for_platform,
     forget_files,
     read_many,
@@ -194,5 +195,5 @@ class NetdevCollector(Collector):
         }
         for device, fields in sorted(self.source().items()):
             for field, value in fields.items():
-                families[field].add_metric([device], value)
+                add_sample(families[field], {"device": device}, value)
         yield from (family for family in families.values() if family.samples)

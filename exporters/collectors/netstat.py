@@ -75,6 +75,20 @@ def parse_paired(text: str) -> dict[tuple[str, str], float]:
     return values
 
 
+# An snmp6 name ("Ip6InReceives") -> its (protocol, field) key when wanted, else None.
+_SNMP6_KEYS: dict[str, tuple[str, str] | None] = {}
+
+
+def _snmp6_key(name: str) -> tuple[str, str] | None:
+    if name not in _SNMP6_KEYS:
+        if len(_SNMP6_KEYS) > 10_000:
+            _SNMP6_KEYS.clear()
+        match = _SNMP6_PROTOCOL.match(name)
+        key = (match[1], match[2]) if match else None
+        _SNMP6_KEYS[name] = key if key is not None and wanted(key) else None
+    return _SNMP6_KEYS[name]
+
+
 def parse_snmp6(text: str) -> dict[tuple[str, str], float]:
     """/proc/net/snmp6: one "Ip6InReceives  123" per line."""
     values = {}
@@ -82,9 +96,9 @@ def parse_snmp6(text: str) -> dict[tuple[str, str], float]:
         parts = line.split()
         if len(parts) != 2:
             continue
-        match = _SNMP6_PROTOCOL.match(parts[0])
-        if match and wanted((match[1], match[2])):
-            values[(match[1], match[2])] = float(parts[1])
+        key = _snmp6_key(parts[0])
+        if key is not None:
+            values[key] = float(parts[1])
     return values
 
 

@@ -213,3 +213,13 @@ def test_the_mount_table_is_parsed_again_only_when_it_changes(tmp_path):
     table.write_text("/dev/sda1 / ext4 rw 0 0\n/dev/sdb1 /data ext4 rw 0 0\n")
     cached()
     assert len(asked) == 2
+
+
+@pytest.mark.parametrize("kind", [GaugeMetricFamily, CounterMetricFamily, UnknownMetricFamily])
+def test_a_sample_added_directly_is_the_one_add_metric_adds(kind):
+    fast = kind("node_test_bytes_total", "Bytes.", labels=["device", "kind"])
+    library = kind("node_test_bytes_total", "Bytes.", labels=["device", "kind"])
+    base.add_sample(fast, {"device": "eth0", "kind": "ethernet"}, 12.0)
+    library.add_metric(["eth0", "ethernet"], 12.0)
+    assert fast.samples == library.samples
+    assert TextEncoder().encode([fast]) == TextEncoder().encode([library])
