@@ -6,7 +6,8 @@ Per node, over ssh (the same pyinfra connection deploy uses):
     python and venv          node.python exists; <install_dir>/venv/bin/python exists
     imports under launchd    the exporter plist's interpreter imports the package with the
                              plist's EnvironmentVariables only (`env -i`), as launchd runs it
-    exporter from master     the master gets /metrics from the node's exporter
+    exporter from master     the master gets /metrics from the node's exporter (with
+                             security.tls: over https with Prometheus' client certificate)
     clock                    within alerts.clock_skew_max_seconds (50 ms) of the master's
     gloo address             the configured interface carries the node's address, and it is
                              neither loopback nor IPv6 link-local (GLOO_SOCKET_IFNAME)
@@ -33,7 +34,7 @@ from functools import partial
 
 from minicluster.core import layout
 from minicluster.core.config import Config, NodeSettings
-from minicluster.deploy import versions
+from minicluster.deploy import endpoints, versions
 from minicluster.deploy.inventory import build_state
 from minicluster.deploy.plan import launchd_environment_command
 from minicluster.deploy.probe import remote_command
@@ -158,10 +159,11 @@ def check_launchd_imports(remote: Remote) -> Check:
 
 def check_exporter(master: Remote, node: NodeSettings, config: Config) -> Check:
     name = "exporter from master"
-    url = f"http://{node.address}:{node.exporter_port}/metrics"
+    url = endpoints.exporter_url(config, node)
     if not master.connected:
         return Check(node.name, name, None, f"cannot check: {config.master.name} is unreachable")
-    result = master.probe("http", url, "--wait", "2")
+    # With TLS, as Prometheus scrapes it: the master's client certificate.
+    result = master.probe("http", url, "--wait", "2", *endpoints.exporter_credentials(config))
     if result.get("status") == 200:
         return Check(node.name, name, True, f"{url} answers {config.master.name}")
     return Check(

@@ -2,12 +2,13 @@
 
 Every node: Homebrew checked (it is what makes a node a Mac this deploy installs onto),
 the venv made from `node.python`, exactly the control machine's wheel installed into it
-(and imported the way launchd will run it), config.yaml, the exporter LaunchDaemon, the
-exporter (re)started only if something it reads changed. The master also: Prometheus,
+(and imported the way launchd will run it), with security.tls its certificates and keys
+in `<install_dir>/tls` (0700), config.yaml, the exporter LaunchDaemon, the exporter
+(re)started only if something it reads changed. The master also: Prometheus,
 Alertmanager and Grafana from Homebrew (those the config expects at Homebrew's paths; a
 binary configured elsewhere must already be there), the rendered stack checked before it
 replaces the live one, their LaunchDaemons, and a reload (SIGHUP) rather than a restart
-when only their configuration changed.
+when only their configuration or TLS files changed.
 
 Decisions are made here, once, from the facts read at plan time; the operations that get
 added are the changes. A dry run prints them; a real run executes them.
@@ -19,6 +20,7 @@ import hashlib
 import json
 import plistlib
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from io import BytesIO, StringIO
 from pathlib import PurePosixPath
@@ -37,6 +39,7 @@ from minicluster.deploy.wheel import Wheel, install_commands
 from minicluster.render import newsyslog
 from minicluster.render.bundle import PRIVATE
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
+from minicluster.render.webconfig import EXPORTER_WEB_CONFIG
 
 HOMEBREW_PATHS = ("/opt/homebrew/bin/brew", "/usr/local/bin/brew")  # Apple Silicon, Intel
 HOMEBREW_FORMULAE = {
@@ -48,6 +51,9 @@ HOMEBREW_FORMULAE = {
 ROOT_GROUP = "wheel"
 # What the exporter reads from config.yaml; other sections never restart it.
 EXPORTER_SECTIONS = ("cluster", "nodes", "exporter")
+# The files of the node's tls folder the exporter reads at start (its web-config and what
+# that names); the master's other ones (web.yml, Prometheus' client key) never restart it.
+EXPORTER_TLS_FILES = ("ca.crt", "node.crt", "node.key", EXPORTER_WEB_CONFIG)
 
 
 class PlanError(RuntimeError):
@@ -68,10 +74,25 @@ class HostPlan:
         return self.services.get(LABEL_PREFIX + service, "")
 
 
-def exporter_inputs(config: Config) -> str:
-    """A digest of the config the exporter reads at start: when it changes, restart it."""
+def exporter_inputs(config: Config, tls_files: Mapping[str, bytes] | None = None) -> str:
+    """A digest of what the exporter reads at start: when it changes, restart it.
+
+    `tls_files` (remote path -> content) are the node's TLS files; those the exporter reads
+    count by their digest. Without them the digest is the config's alone, as before TLS."""
     data = {key: config.model_dump(mode="json")[key] for key in EXPORTER_SECTIONS}
+    tls = {
+        PurePosixPath(path).name: hashlib.sha256(content).hexdigest()
+        for path, content in (tls_files or {}).items()
+        if PurePosixPath(path).name in EXPORTER_TLS_FILES
+    }
+    if tls:
+        data["tls"] = tls
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest() + "\n"
+
+
+def octal_mode(mode: int | str) -> str:
+    """pyinfra's mode string ("600") from 0o600 or "600"."""
+    return format(mode, "o") if isinstance(mode, int) else mode.removeprefix("0o")
 
 
 def node_view(config: Config, node: NodeSettings) -> Config:
@@ -138,6 +159,8 @@ class NodePlanner:
         self.sudo = {"_sudo": True} if self.node.ssh_user != "root" else {}
         self.brew_bin = ""  # Homebrew's bin folder on the node
         self.brew_env: dict[str, str] = {}  # PATH with Homebrew's bin folder
+        self.tls_files: dict[str, bytes] = {}  # remote path -> content, with security.tls
+        self.tls_changed = False  # some TLS file of this node is new or different
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -188,6 +211,23 @@ class NodePlanner:
         for path in folders:
             self.op(files.directory, f"folder {path}", path=path, user=node.ssh_user, **self.sudo)
 
+    def tls(self, wanted: Mapping[str, tuple[bytes, int | str]]) -> None:
+        """The node's certificates, keys and web-configs into its tls folder.
+
+        The folder is made 0700 (and tightened if it exists) before any file is uploaded:
+        an upload lands with the login's umask and gets its final mode only afterwards, and
+        inside a folder no one else may enter no key or password is ever readable by them.
+        The uploads run as the ssh user, never through sudo's copy via /tmp."""
+        folder = layout.tls_dir(self.node)
+        self.op(files.directory, f"folder {folder} (0700)", path=folder, user=self.node.ssh_user,
+                mode="700", **self.sudo)  # fmt: skip
+        for remote, (data, mode) in sorted(wanted.items()):
+            if PurePosixPath(remote).parent != PurePosixPath(folder):
+                raise PlanError(f"TLS file {remote} is not in {folder}")
+            put = self.put(f"tls {PurePosixPath(remote).name}", data, remote, octal_mode(mode))
+            self.tls_changed |= put.will_change
+            self.tls_files[remote] = data
+
     def python_env(self, wheel: Wheel, exporter_plist: dict) -> bool:
         """The venv and the wheel in it; True when the installed package changes."""
         node, venv, python = self.node, layout.venv_dir(self.node), layout.venv_python(self.node)
@@ -233,7 +273,8 @@ class NodePlanner:
         text = self.config_text if view is self.config else view.to_yaml()
         self.put("config.yaml", text, layout.config_path(node), "644")
         inputs_path = layout.exporter_inputs_path(node)
-        inputs = self.put("exporter inputs", exporter_inputs(view), inputs_path, "644")
+        digest = exporter_inputs(view, self.tls_files)
+        inputs = self.put("exporter inputs", digest, inputs_path, "644")
         plist = self.put(
             f"plist {label}", plists[f"{label}.plist"], services.plist_path(label), "644", True
         )
@@ -296,9 +337,11 @@ class NodePlanner:
         self.plan.stack_changes = changed
         if changed:
             staging = layout.staging_dir(node)
-            self.op(
-                server.shell, "stack: clear staging", commands=[f"rm -rf {shlex.quote(staging)}"]
-            )
+            # Staged in a folder only the ssh user enters: a private file (alertmanager.yml)
+            # is readable by others neither before its chmod nor after (swap opens it).
+            self.op(server.shell, "stack: clear staging",
+                    commands=[f"rm -rf {shlex.quote(staging)} && mkdir -m 700 "
+                              + shlex.quote(staging)])  # fmt: skip
             for path, data in rendered.files.items():
                 mode = "600" if path in PRIVATE else "644"
                 self.put(f"stack: stage {path}", data, f"{staging}/{path}", mode)
@@ -315,12 +358,13 @@ class NodePlanner:
             plist = self.put(
                 f"plist {label}", plists[f"{label}.plist"], services.plist_path(label), "644", True
             )
+            # Their TLS files are read again by a reload; Grafana reads its only at start.
             if service == "grafana":
-                change = services.Change(
-                    plist=plist.will_change, restart="grafana" in touched or secrets_changed
-                )
+                restart = "grafana" in touched or secrets_changed or self.tls_changed
+                change = services.Change(plist=plist.will_change, restart=restart)
             else:
-                change = services.Change(plist=plist.will_change, reload=service in touched)
+                reload = service in touched or self.tls_changed
+                change = services.Change(plist=plist.will_change, reload=reload)
             self.service(service, label, change)
 
 
@@ -334,6 +378,8 @@ def plan_host(
     exporter_plist = plistlib.loads(plists[f"{exporter_label()}.plist"])
     planner.check_homebrew()
     planner.layout()
+    if rendered.tls:  # before the stack: promtool checks the files prometheus.yml names
+        planner.tls(rendered.tls[node.name])
     reinstalled = planner.python_env(wheel, exporter_plist)
     planner.exporter(plists, reinstalled)
     if node.role == "master":

@@ -6,6 +6,9 @@ imports from the project. Each probe prints one JSON line and exits 0; the calle
 what the result means.
 
     http URL [--wait SECONDS] [--auth USER:PASSWORD_FILE]
+             [--ca CA_FILE] [--cert CERT_FILE --key KEY_FILE]
+                                            https checks the server with CA_FILE and
+                                            presents the client certificate when given
     connect HOST PORT [--timeout SECONDS]   -> {"result": "open"|"refused"|"timeout"|...}
     bind HOST PORT                          -> {"result": "free"|"in use"|...}
 """
@@ -16,6 +19,7 @@ import argparse
 import base64
 import json
 import socket
+import ssl
 import sys
 import time
 import urllib.error
@@ -23,7 +27,18 @@ import urllib.request
 from pathlib import Path
 
 
-def http(url: str, wait: float, auth: str | None) -> dict:
+def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The client side of a TLS cluster: the cluster CA checks the server's certificate
+    (and its name: the address in the URL), the client certificate proves who asks."""
+    if ca is None and cert is None:
+        return None
+    context = ssl.create_default_context(cafile=ca)
+    if cert:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def http(url: str, wait: float, auth: str | None, context: ssl.SSLContext | None = None) -> dict:
     """GET `url`, retrying until it answers 200 or `wait` seconds have passed."""
     request = urllib.request.Request(url)
     if auth:
@@ -35,7 +50,7 @@ def http(url: str, wait: float, auth: str | None) -> dict:
     while True:
         started = time.monotonic()
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5, context=context) as response:
                 body = response.read(2_000_000).decode("utf-8", "replace")
                 return {"status": response.status, "body": body,
                         "seconds": time.monotonic() - started}  # fmt: skip
@@ -92,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     p_http.add_argument("url")
     p_http.add_argument("--wait", type=float, default=0.0)
     p_http.add_argument("--auth", default=None)
+    p_http.add_argument("--ca", default=None)
+    p_http.add_argument("--cert", default=None)
+    p_http.add_argument("--key", default=None)
     p_connect = probes.add_parser("connect")
     p_connect.add_argument("host")
     p_connect.add_argument("port", type=int)
@@ -101,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     p_bind.add_argument("port", type=int)
     args = parser.parse_args(argv)
     if args.probe == "http":
-        result = http(args.url, args.wait, args.auth)
+        try:
+            context = tls_context(args.ca, args.cert, args.key)
+        except (OSError, ssl.SSLError) as exc:  # a missing or unreadable file: no request
+            result = {"status": None, "error": f"TLS files: {exc}"}
+        else:
+            result = http(args.url, args.wait, args.auth, context)
     elif args.probe == "connect":
         result = connect(args.host, args.port, args.timeout)
     else:

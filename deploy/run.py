@@ -15,12 +15,13 @@ from pyinfra.api.operations import run_ops
 from pyinfra.context import ctx_state
 from rich.console import Console
 
-from minicluster.core.config import Config
+from minicluster.core.config import Config, ConfigError
 from minicluster.deploy.inventory import build_state
 from minicluster.deploy.plan import HostPlan, PlanError, plan_host
 from minicluster.deploy.stack import Stack, StackError, render_stack
 from minicluster.deploy.verify import MasterProbe, VerifyError, last_reload_timestamp, verify
 from minicluster.deploy.wheel import WheelBuildError, build_wheel, existing_wheel
+from minicluster.security.pki import ensure_pki
 
 # pyinfra logs every step; the deploy prints its own summary (and every failure's output).
 logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
@@ -56,11 +57,22 @@ def deploy(config: Config, dry_run: bool, console: Console, wheel_file: Path | N
 
     `wheel_file` deploys that wheel instead of building one from this checkout.
     """
+    pki = None
+    if config.security.tls:
+        try:  # once per deploy, on this machine: what exists is reused, what is due made
+            pki = ensure_pki(config)
+        except ConfigError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            return 2
+        console.print(f"cluster CA, certificates and web password in {pki.root}")
     try:
-        rendered = render_stack(config)
+        rendered = render_stack(config, pki)
     except StackError as exc:
         console.print(f"[red]error:[/] rendered file rejected: {exc}")
         return 1
+    except ConfigError as exc:  # a PKI file gone since ensure_pki: one line, as for config
+        console.print(f"[red]error:[/] {exc}")
+        return 2
     with tempfile.TemporaryDirectory(prefix="minicluster-deploy-") as tmp:
         try:
             wheel = existing_wheel(wheel_file) if wheel_file else build_wheel(Path(tmp))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import yaml
@@ -20,6 +20,8 @@ from minicluster.core import layout
 from minicluster.core.config import Config
 from minicluster.render.bundle import bundle_files
 from minicluster.render.grafana import ensure_secrets, secret_files
+from minicluster.security.files import node_tls_files
+from minicluster.security.pki import Pki
 
 LAUNCHD_PREFIX = "launchd/"
 # Which service reads which part of the tree.
@@ -35,6 +37,8 @@ class Stack:
     files: dict[str, bytes]  # relative path in the stack -> content
     plists: dict[str, dict[str, bytes]]  # node name -> plist file name -> content
     secrets: dict[str, bytes]  # remote path on the master -> content
+    # With security.tls: node name -> remote path in its tls folder -> (content, mode).
+    tls: dict[str, dict[str, tuple[bytes, int]]] = field(default_factory=dict)
 
     def digests(self) -> dict[str, str]:
         return {path: hashlib.sha256(data).hexdigest() for path, data in self.files.items()}
@@ -81,8 +85,9 @@ def _check_dashboards(files: dict[str, bytes]) -> None:
             raise StackError(f"{path}: a provisioned dashboard needs a fixed uid")
 
 
-def render_stack(config: Config) -> Stack:
-    """Render everything for `config` on the control machine (secrets made once, 0600)."""
+def render_stack(config: Config, pki: Pki | None = None) -> Stack:
+    """Render everything for `config` on the control machine (secrets made once, 0600);
+    with `pki` (security.tls), every node's TLS files too."""
     ensure_secrets(config)
     tree: dict[str, bytes] = {}
     plists: dict[str, dict[str, bytes]] = {node.name: {} for node in config.nodes}
@@ -94,7 +99,8 @@ def render_stack(config: Config) -> Stack:
             tree[path] = data
     _check_dashboards(tree)
     secrets = {secret.remote: secret.local.read_bytes() for secret in secret_files(config)}
-    return Stack(tree, plists, secrets)
+    tls = {} if pki is None else {n.name: node_tls_files(config, n, pki) for n in config.nodes}
+    return Stack(tree, plists, secrets, tls)
 
 
 def validate_commands(config: Config, stack: Stack, root: str) -> list[str]:
@@ -111,11 +117,13 @@ def validate_commands(config: Config, stack: Stack, root: str) -> list[str]:
 
 
 def swap_command(config: Config) -> str:
-    """Replace the live tree by the checked staging tree (a rename; the old one is removed)."""
+    """Replace the live tree by the checked staging tree (a rename; the old one is removed).
+
+    The staging folder is 0700 while files land in it; the live tree is readable again."""
     live = shlex.quote(layout.stack_dir(config.master))
     old = shlex.quote(layout.previous_stack_dir(config.master))
     staged = shlex.quote(layout.staging_dir(config.master))
     return (
-        f"rm -rf {old} && if [ -d {live} ]; then mv {live} {old}; fi"
+        f"chmod 755 {staged} && rm -rf {old} && if [ -d {live} ]; then mv {live} {old}; fi"
         f" && mv {staged} {live} && rm -rf {old}"
     )

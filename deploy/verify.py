@@ -6,7 +6,8 @@
     Alertmanager is ready
     Grafana (where it runs) knows every provisioned dashboard uid
 
-The probes run on the master with its base interpreter (deploy.probe).
+The probes run on the master with its base interpreter (deploy.probe), over https with
+the master's credentials when security.tls (deploy.endpoints).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from dataclasses import dataclass
 from pyinfra.api import Host
 
 from minicluster.core import layout
-from minicluster.core.config import Config
-from minicluster.deploy import versions
+from minicluster.core.config import Config, NodeSettings
+from minicluster.deploy import endpoints, versions
 from minicluster.deploy.probe import remote_command
 from minicluster.deploy.stack import Stack
 
@@ -30,11 +31,6 @@ RELOAD_WAIT_SECONDS = 30
 
 class VerifyError(RuntimeError):
     pass
-
-
-def _url(address: str, port: int, path: str) -> str:
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}{path}"
 
 
 @dataclass
@@ -50,16 +46,29 @@ class MasterProbe:
             raise VerifyError(f"probe on {self.host.name} failed: {output.stderr or output.stdout}")
         return json.loads(output.stdout_lines[-1])
 
-    def get(self, url: str, wait: float = 0, auth: str | None = None) -> dict:
-        args = ["http", url, "--wait", str(wait)]
+    def get(
+        self, url: str, wait: float = 0, auth: str | None = None, credentials: list[str] = ()
+    ) -> dict:
+        args = ["http", url, "--wait", str(wait), *credentials]
         if auth:
             args += ["--auth", auth]
         return self.run(*args)
 
+    def exporter(self, config: Config, node: NodeSettings, wait: float = 0) -> dict:
+        url = endpoints.exporter_url(config, node)
+        return self.get(url, wait, credentials=endpoints.exporter_credentials(config))
+
+    def prometheus(self, config: Config, path: str, wait: float = 0) -> dict:
+        url = endpoints.prometheus_url(config, path)
+        return self.get(url, wait, credentials=endpoints.service_credentials(config))
+
+    def alertmanager(self, config: Config, path: str, wait: float = 0) -> dict:
+        url = endpoints.alertmanager_url(config, path)
+        return self.get(url, wait, credentials=endpoints.service_credentials(config))
+
     def prometheus_metric(self, config: Config, name: str) -> float | None:
         """A sample from Prometheus' own /metrics (no scrape needed, unlike a query)."""
-        master = config.master
-        result = self.get(_url(master.address, config.prometheus.port, "/metrics"))
+        result = self.prometheus(config, "/metrics")
         if result.get("status") != 200:
             return None
         for line in result["body"].splitlines():
@@ -75,6 +84,30 @@ def last_reload_timestamp(probe: MasterProbe, config: Config) -> float | None:
     )
 
 
+def refusals(probe: MasterProbe, config: Config) -> str:
+    """With TLS: the master's exporter wants a client certificate, Prometheus and
+    Alertmanager a password (asked with the CA only: a client that trusts the server but
+    proves nothing)."""
+    ca_only = ["--ca", layout.tls_path(config.master, "ca.crt")]
+    exporter = probe.get(endpoints.exporter_url(config, config.master), credentials=ca_only)
+    if exporter.get("status") is not None:
+        raise VerifyError(
+            f"the exporter on {config.master.name} answered {exporter['status']} to a client "
+            "without a certificate: its web-config does not require one"
+        )
+    for name, url in (
+        ("Prometheus", endpoints.prometheus_url(config, "/api/v1/status/buildinfo")),
+        ("Alertmanager", endpoints.alertmanager_url(config, "/api/v2/status")),
+    ):
+        status = probe.get(url, credentials=ca_only).get("status")
+        if status != 401:
+            raise VerifyError(f"{name} answered {status} without credentials, not 401")
+    return (
+        "without credentials: the exporter refuses the connection, Prometheus and "
+        "Alertmanager answer 401"
+    )
+
+
 def verify(
     probe: MasterProbe,
     config: Config,
@@ -86,9 +119,7 @@ def verify(
     """Raise VerifyError naming what is wrong; return what was confirmed."""
     confirmed = []
     for node in config.nodes:
-        result = probe.get(
-            _url(node.address, node.exporter_port, "/metrics"), EXPORTER_WAIT_SECONDS
-        )
+        result = probe.exporter(config, node, EXPORTER_WAIT_SECONDS)
         if result.get("status") != 200:
             raise VerifyError(
                 f"the exporter on {node.name} does not answer from {config.master.name}: "
@@ -96,11 +127,8 @@ def verify(
             )
     confirmed.append(f"{len(config.nodes)} exporters answer /metrics from {config.master.name}")
 
-    master, prom = config.master, config.prometheus
-    if (
-        probe.get(_url(master.address, prom.port, "/-/ready"), SERVICE_WAIT_SECONDS).get("status")
-        != 200
-    ):
+    master = config.master
+    if probe.prometheus(config, "/-/ready", SERVICE_WAIT_SECONDS).get("status") != 200:
         raise VerifyError("Prometheus is not ready (see prometheus.err.log on the master)")
     if reload_before is not None:
         deadline = time.monotonic() + RELOAD_WAIT_SECONDS
@@ -111,7 +139,7 @@ def verify(
     if probe.prometheus_metric(config, "prometheus_config_last_reload_successful") != 1:
         raise VerifyError("prometheus_config_last_reload_successful is not 1: Prometheus "
                           "rejected its configuration (see prometheus.err.log)")  # fmt: skip
-    rules = probe.get(_url(master.address, prom.port, "/api/v1/rules"))
+    rules = probe.prometheus(config, "/api/v1/rules")
     loaded = {group["name"] for group in json.loads(rules["body"])["data"]["groups"]}
     missing = rendered.rule_groups() - loaded
     if missing:
@@ -120,17 +148,15 @@ def verify(
         f"Prometheus reloaded its config successfully; {len(loaded)} rule groups loaded"
     )
 
-    am = config.alertmanager
-    if (
-        probe.get(_url(master.address, am.port, "/-/ready"), SERVICE_WAIT_SECONDS).get("status")
-        != 200
-    ):
+    if probe.alertmanager(config, "/-/ready", SERVICE_WAIT_SECONDS).get("status") != 200:
         raise VerifyError("Alertmanager is not ready (see alertmanager.err.log on the master)")
     confirmed.append("Alertmanager is ready")
+    if config.security.tls:
+        confirmed.append(refusals(probe, config))
 
     if grafana_present:
         graf = config.grafana
-        base = _url(master.address, graf.port, "")
+        base = endpoints.plain_url(master.address, graf.port, "")  # guarded by its own login
         if probe.get(base + "/api/health", SERVICE_WAIT_SECONDS).get("status") != 200:
             raise VerifyError("Grafana does not answer /api/health (see grafana.err.log)")
         auth = f"{graf.admin_user}:{layout.secret_path(master, 'grafana-admin-password')}"

@@ -14,6 +14,7 @@ import yaml
 from minicluster.deploy.stack import render_stack
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 from tests.deploy.conftest import Deployed, Run
+from tests.hosts.clients import alertmanager_url, exporter_get, prometheus_url, service_get
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -23,20 +24,21 @@ PROMETHEUS = LABEL_PREFIX + "prometheus"
 ALERTMANAGER = LABEL_PREFIX + "alertmanager"
 
 
-def prometheus_url(deployed: Deployed, path: str) -> str:
+def get(deployed: Deployed, path: str, **params) -> requests.Response:
+    """Prometheus' API on mini-red, with the web user's password when TLS is on."""
     config = deployed.cluster.config
-    return f"http://{config.master.address}:{config.prometheus.port}{path}"
+    return service_get(config, prometheus_url(config, path), params=params)
 
 
 def query(deployed: Deployed, promql: str) -> list[dict]:
-    response = requests.get(prometheus_url(deployed, "/api/v1/query"), params={"query": promql})
+    response = get(deployed, "/api/v1/query", query=promql)
     response.raise_for_status()
     return response.json()["data"]["result"]
 
 
 def own_metric(deployed: Deployed, name: str) -> float:
     """A sample from Prometheus' own /metrics page."""
-    for line in requests.get(prometheus_url(deployed, "/metrics"), timeout=5).text.splitlines():
+    for line in get(deployed, "/metrics").text.splitlines():
         metric, _, value = line.partition(" ")
         if metric == name:
             return float(value)
@@ -44,7 +46,7 @@ def own_metric(deployed: Deployed, name: str) -> float:
 
 
 def loaded_rule_groups(deployed: Deployed) -> set[str]:
-    response = requests.get(prometheus_url(deployed, "/api/v1/rules"), timeout=5)
+    response = get(deployed, "/api/v1/rules")
     return {group["name"] for group in response.json()["data"]["groups"]}
 
 
@@ -90,7 +92,7 @@ def test_first_deploy_brings_up_both_minis(deployed: Deployed):
     assert cluster.yellow.brew("list", "--versions").stdout == ""
 
     for node in config.nodes:
-        text = requests.get(f"http://{node.address}:{node.exporter_port}/metrics", timeout=5).text
+        text = exporter_get(config, node).text
         # The exporter answering on this address runs on that host (its own hostname).
         assert f'nodename="{node.name}"' in text
         assert 'node_scrape_collector_success{collector="cpu"} 1.0' in text
@@ -104,8 +106,8 @@ def test_first_deploy_brings_up_both_minis(deployed: Deployed):
 
     wait_until(both_up, "Prometheus on mini-red to see both exporters up", timeout=60)
     assert loaded_rule_groups(deployed) == render_stack(config).rule_groups()
-    alertmanager = f"http://{config.master.address}:{config.alertmanager.port}/-/ready"
-    assert requests.get(alertmanager, timeout=5).status_code == 200
+    alertmanager = alertmanager_url(config, "/-/ready")
+    assert service_get(config, alertmanager).status_code == 200
     assert own_metric(deployed, "prometheus_config_last_reload_successful") == 1
 
     for host in cluster.hosts.values():
@@ -170,7 +172,7 @@ def test_new_scrape_interval_reloads_prometheus_only(deployed_config_changed: De
     assert own_metric(deployed, "prometheus_config_last_reload_success_timestamp_seconds") > (
         reloaded_at
     )
-    status = requests.get(prometheus_url(deployed, "/api/v1/status/config"), timeout=5).json()
+    status = get(deployed, "/api/v1/status/config").json()
     assert yaml.safe_load(status["data"]["yaml"])["global"]["scrape_interval"] == "3s"
 
 

@@ -373,6 +373,9 @@ def harness_config(cluster_root: Path, addresses: dict[str, str], key: Path, kno
             "secret_key_file": str(cluster_root / "secrets" / "grafana-secret-key"),
         },
         "trainer": {"steps": 40, "checkpoint_interval": 20, "linger_seconds": 5},
+        # TLS on, as by default; the cluster CA and keys under the harness's tmp folder,
+        # never the real ~/.config.
+        "security": {"tls": True, "pki_dir": str(cluster_root / "pki")},
     }
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from minicluster.core.config import Config, ConfigError, parse_config
 from minicluster.core.profiles import local_profile
-from minicluster.core.promapi import Prometheus
+from minicluster.core.promapi import Prometheus, prometheus_client_for
 from tests.hosts.fixtures import two_minis  # noqa: F401  (the simulated Minis)
 from tests.support import free_port, wait_until
 
@@ -85,8 +85,9 @@ def processes_naming(text: str) -> list[psutil.Process]:
 
 
 def pair_prometheus(cluster) -> Prometheus:
-    """The deployed pair's Prometheus, on the master host."""
-    return Prometheus(f"http://{cluster.red.address}:{cluster.config.prometheus.port}")
+    """The deployed pair's Prometheus, on the master host (https and the web user's
+    password from the harness's PKI when TLS is on)."""
+    return prometheus_client_for(cluster.config)
 
 
 def deploy_pair(cluster, **sections: object) -> None:

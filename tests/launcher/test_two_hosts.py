@@ -18,10 +18,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from minicluster.core.logformat import parse_line
+from tests.hosts.clients import exporter_get
 from tests.hosts.network import HOST_INTERFACE, ip
 from tests.launcher.conftest import cli, deploy_pair, job_processes, pair_prometheus
 from tests.support import (
@@ -51,7 +51,7 @@ def _job_processes(cluster, host) -> list[psutil.Process]:
 def _nic_bytes(cluster, host) -> dict[str, float]:
     """The host exporter's byte counters of its training interface."""
     node = cluster.config.node(host.name)
-    text = requests.get(f"http://{node.address}:{node.exporter_port}/metrics", timeout=5).text
+    text = exporter_get(cluster.config, node).text
     counters = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

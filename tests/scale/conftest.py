@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
 
 from minicluster.deploy.wheel import build_wheel
 from minicluster.render.launchd import LABEL_PREFIX, exporter_label
 from tests.deploy.conftest import Run, minicluster
+from tests.hosts.clients import prometheus_url, service_get
 from tests.hosts.cluster import SimulatedCluster
 from tests.hosts.fixtures import simulated_minis
 from tests.support import wait_until
@@ -84,8 +84,7 @@ class Grown:
 
     def prometheus(self, path: str, **params) -> dict:
         config = self.cluster.config
-        url = f"http://{self.cluster.master.address}:{config.prometheus.port}{path}"
-        response = requests.get(url, params=params, timeout=10)
+        response = service_get(config, prometheus_url(config, path), timeout=10, params=params)
         response.raise_for_status()
         return response.json()["data"]
 
