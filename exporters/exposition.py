@@ -69,9 +69,11 @@ class TextEncoder:
                 head = series.get(key)
                 if head is None:
                     head = series[key] = self._header(family, kind) + f"{sample.name} "
-                out.append(head)
-                out.append(format_value(sample.value))
-                out.append("\n")
+                value = sample.value
+                if type(value) is float and value - value == 0.0:  # finite: repr is its text
+                    out.append(f"{head}{value!r}\n")
+                else:
+                    out.append(f"{head}{format_value(value)}\n")
                 continue
             out.append(self._header(family, kind))
             for sample in samples:
@@ -79,9 +81,11 @@ class TextEncoder:
                 prefix = series.get(key)
                 if prefix is None:
                     prefix = series[key] = self._prefix(sample.name, sample.labels)
-                out.append(prefix)
-                out.append(format_value(sample.value))
-                out.append("\n")
+                value = sample.value
+                if type(value) is float and value - value == 0.0:
+                    out.append(f"{prefix}{value!r}\n")
+                else:
+                    out.append(f"{prefix}{format_value(value)}\n")
         return "".join(out).encode()
 
     def _header(self, family: Metric, kind: str) -> str:

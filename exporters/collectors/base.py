@@ -108,6 +108,11 @@ def _pread_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+def _read_closed(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 class _Held:
     __slots__ = ("fd", "retired", "users")
 
@@ -162,9 +167,10 @@ class HeldFiles:
     def read(self, path: str) -> str:
         return self.read_bytes(path).decode("utf-8", "replace")
 
-    def read_many(self, paths: Sequence[str]) -> list[str | None]:
+    def read_many(self, paths: Sequence[str], hold: bool = True) -> list[str | None]:
         """Each file's text, or None where it cannot be read (as a sysfs attribute the
-        driver does not support); one round of the lock for all of them."""
+        driver does not support); one round of the lock for all of them. `hold=False`
+        for files read once (a device's fixed attributes): no descriptor kept for them."""
         with self._lock:
             helds = [self._held.get(path) for path in paths]
             for held in helds:
@@ -175,7 +181,10 @@ class HeldFiles:
         try:
             for path, held in zip(paths, helds, strict=True):
                 try:
-                    data = _pread_all(held.fd) if held is not None else self._open(path)
+                    if held is not None:
+                        data = _pread_all(held.fd)
+                    else:
+                        data = self._open(path) if hold else _read_closed(path)
                 except OSError as exc:
                     if held is not None and exc.errno in _GONE:
                         gone.append(len(texts))
@@ -257,9 +266,9 @@ def read_text(path: str) -> str:
     return FILES.read(path)
 
 
-def read_many(paths: Sequence[str]) -> list[str | None]:
+def read_many(paths: Sequence[str], hold: bool = True) -> list[str | None]:
     """Each file's text, None where it cannot be read (see HeldFiles.read_many)."""
-    return FILES.read_many(paths)
+    return FILES.read_many(paths, hold)
 
 
 def forget_files(prefix: str) -> None:

@@ -120,11 +120,11 @@ STATIC_ATTRIBUTES = frozenset(
 
 
 def read_sysfs_link(
-    device: str, root: str = SYS_CLASS_NET, names=ATTRIBUTES
+    device: str, root: str = SYS_CLASS_NET, names=ATTRIBUTES, hold: bool = True
 ) -> tuple[dict[str, float], dict[str, str]]:
     base = f"{root}/{device}/"
     names = tuple(names)
-    texts = read_many([base + name for name in (*names, *INFO_FILES)])
+    texts = read_many([base + name for name in (*names, *INFO_FILES)], hold)
     attributes = {}
     for name, text in zip(names, texts, strict=False):
         text = text.strip() if text else None
@@ -169,7 +169,7 @@ class SysfsLinks:
             device = key[0]
             fixed = self.static.get(key)
             if fixed is None:
-                fixed, _ = read_sysfs_link(device, self.root, STATIC_ATTRIBUTES)
+                fixed, _ = read_sysfs_link(device, self.root, STATIC_ATTRIBUTES, hold=False)
                 self.static[key] = fixed
             values, info = read_sysfs_link(device, self.root, self.changing)
             if not info["operstate"] and not values:
