@@ -1,6 +1,7 @@
 """The distributed job launcher behind `minicluster run-job`, `stop`, `logs` and `status`.
 
 plan     the torchrun command line of every node, from a Config and the CLI overrides
+jobstore hosts the job's rendezvous store (master) and ranks' store (rank 0) on one address
 remote   starting those commands on their nodes (ssh, or a local process for loopback nodes),
          stopping them by the PIDs it started, fetching per-rank log files
 reap     stops one process tree by PID (run in-process, or on a node over ssh)
