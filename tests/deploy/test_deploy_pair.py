@@ -201,3 +201,52 @@ def test_rule_file_promtool_rejects_stops_the_deploy(deployed: Deployed):
     assert own_metric(deployed, "prometheus_config_last_reload_success_timestamp_seconds") == (
         reloaded_at
     )
+
+
+def test_tls_files_land_in_a_private_folder_with_their_final_modes(deployed: Deployed):
+    cluster = deployed.cluster
+    # The folder is made 0700 before any key or password is uploaded into it.
+    for node in ("mini-red", "mini-yellow"):
+        ops = changed_lines(deployed.first).split(f"{node}: changed:")[1].split(": changed:")[0]
+        ops = [line.strip().removeprefix("- ") for line in ops.splitlines()]
+        first_file = min(ops.index(f"tls {name}") for name in ("ca.crt", "node.crt", "node.key"))
+        assert ops.index("folder /opt/minicluster/tls (0700)") < first_file
+    for host, private in [
+        (cluster.red, {"node.key", "prometheus-client.key", "web-password", "web.yml"}),
+        (cluster.yellow, {"node.key"}),
+    ]:
+        modes = host.run("cd /opt/minicluster/tls && stat -c '%n %a %U' * .").stdout.split("\n")
+        found = dict(line.split(" ", 1) for line in modes if line)
+        assert found.pop(".") == "700 root"
+        assert {name for name, mode in found.items() if mode == "600 root"} == private
+        assert all(mode == "644 root" for name, mode in found.items() if name not in private)
+    pki = cluster.root / "pki" / "simulated"
+    assert cluster.yellow.path("/opt/minicluster/tls/node.key").read_bytes() == (
+        (pki / "nodes" / "mini-yellow.key").read_bytes()
+    )
+
+
+def test_a_reissued_node_certificate_restarts_that_nodes_exporter_only(deployed: Deployed):
+    cluster = deployed.cluster
+    pki = cluster.root / "pki" / "simulated" / "nodes"
+    old_cert = (pki / "mini-yellow.crt").read_bytes()
+    pids, runs = service_pids(deployed), starts(deployed)
+    for suffix in (".crt", ".key"):  # how docs/security.md says to rotate one node's files
+        (pki / f"mini-yellow{suffix}").unlink()
+
+    run = deployed.deploy()
+
+    assert run.returncode == 0, run.output
+    assert (pki / "mini-yellow.crt").read_bytes() != old_cert
+    installed = cluster.yellow.path("/opt/minicluster/tls/node.crt").read_bytes()
+    assert installed == (pki / "mini-yellow.crt").read_bytes()
+    changes = changed_lines(run)
+    assert "No changes: mini-red already up to date" in run.output
+    assert "exporter: restart (kickstart -k)" in changes
+    after = service_pids(deployed)
+    assert after["exporter@mini-yellow"] != pids["exporter@mini-yellow"]
+    assert {k: v for k, v in after.items() if k != "exporter@mini-yellow"} == {
+        k: v for k, v in pids.items() if k != "exporter@mini-yellow"
+    }
+    assert starts(deployed)["exporter@mini-yellow"] == runs["exporter@mini-yellow"] + 1
+    assert "verified: 2 exporters answer /metrics from mini-red" in run.output
