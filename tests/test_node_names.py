@@ -71,7 +71,7 @@ def test_four_nodes_render_four_targets_and_no_example_name():
     }
     assert node_targets == {(name, f"10.9.0.{i + 2}:9100") for i, name in enumerate(FOUR)}
     sd_urls = [sd["url"] for sd in jobs["trainer"]["http_sd_configs"]]
-    assert sd_urls == [f"http://10.9.0.{i + 2}:9100/sd" for i in range(4)]
+    assert sd_urls == [f"https://10.9.0.{i + 2}:9100/sd" for i in range(4)]  # TLS by default
     # One exporter LaunchDaemon per node; the monitoring services on the master only.
     plists = sorted(name for name in files if name.endswith(".plist"))
     exporters = [name for name in plists if "exporter" in name]
