@@ -30,12 +30,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import (
-    Collector,
-    add_sample,
-    begin_collection,
-    end_collection,
-)
+from minicluster.exporter.collectors.base import Collector, begin_collection, end_collection
+from minicluster.exporter.collectors.families import add_sample
 
 log = logging.getLogger("exporters")
 

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from minicluster.core import discovery
-from minicluster.exporter.collectors.base import held_files_budget
+from minicluster.exporter.collectors.heldfiles import held_files_budget
 from minicluster.exporter.exposition import CONTENT_TYPE, TextEncoder
 from minicluster.exporter.options import Options
 from minicluster.exporter.scrape import ScrapeGuard

@@ -13,13 +13,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import (
-    LINUX_ONLY,
-    Collector,
-    read_optional,
-    register,
-    single,
-)
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
+from minicluster.exporter.collectors.families import single
 
 COUNT = "/proc/sys/net/netfilter/nf_conntrack_count"
 MAX = "/proc/sys/net/netfilter/nf_conntrack_max"

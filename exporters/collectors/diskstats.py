@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import Collector, read_text, register
+from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.heldfiles import read_text
 
 # Current node_exporter's default --collector.diskstats.device-exclude.
 IGNORED_DEVICES = re.compile(r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")

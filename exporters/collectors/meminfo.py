@@ -15,13 +15,9 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import (
-    Collector,
-    for_platform,
-    read_text,
-    register,
-    single,
-)
+from minicluster.exporter.collectors.base import Collector, for_platform, register
+from minicluster.exporter.collectors.families import single
+from minicluster.exporter.collectors.heldfiles import read_text
 
 _PARENTHESES = re.compile(r"\((.*)\)")
 

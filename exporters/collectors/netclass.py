@@ -28,13 +28,9 @@ import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import (
-    Collector,
-    add_sample,
-    read_many,
-    read_text,
-    register,
-)
+from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.families import add_sample
+from minicluster.exporter.collectors.heldfiles import read_many, read_text
 from minicluster.exporter.collectors.netdev import net_devices, parse_ifmibdata
 
 KINDS = ("ethernet", "wifi", "thunderbolt", "loopback", "other")

@@ -23,15 +23,9 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import (
-    Collector,
-    add_sample,
-    for_platform,
-    forget_files,
-    read_many,
-    read_text,
-    register,
-)
+from minicluster.exporter.collectors.base import Collector, for_platform, register
+from minicluster.exporter.collectors.families import add_sample
+from minicluster.exporter.collectors.heldfiles import forget_files, read_many, read_text
 
 # struct ifmibdata (<net/if_mib.h>): name[16], pcount, flags, snd_len, snd_maxlen, snd_drops,
 # filler[4], then struct if_data64 (<net/if_var.h>, #pragma pack(4), so the 64-bit fields

@@ -11,13 +11,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric, UnknownMetricFamily
 
-from minicluster.exporter.collectors.base import (
-    LINUX_ONLY,
-    Collector,
-    read_optional,
-    register,
-    single,
-)
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
+from minicluster.exporter.collectors.families import single
 
 # Current node_exporter's default --collector.netstat.fields.
 FIELDS = re.compile(

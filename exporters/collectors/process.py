@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import Collector, read_text, register
+from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.heldfiles import read_text
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import (
-    LINUX_ONLY,
-    Collector,
-    read_optional,
-    register,
-    single,
-)
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
+from minicluster.exporter.collectors.families import single
 
 FILES = ("/proc/net/sockstat", "/proc/net/sockstat6")
 

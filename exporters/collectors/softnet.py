@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_text, register
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+from minicluster.exporter.collectors.heldfiles import read_text
 
 SOFTNET_STAT = "/proc/net/softnet_stat"
 # column -> (name, help, counter?)

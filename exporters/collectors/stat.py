@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_once, register, single
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_once, register
+from minicluster.exporter.collectors.families import single
 
 PROC_STAT = "/proc/stat"
 # /proc/stat key -> (metric, help, counter?)

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register, single
+from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+from minicluster.exporter.collectors.families import single
 
 STA_NANO = 0x2000  # offset and jitter in ns rather than µs (<sys/timex.h>)
 TIME_ERROR = 5  # adjtimex's return value for an unsynchronised clock

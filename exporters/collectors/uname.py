@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from minicluster.exporter.collectors.base import Collector, read_text, register
+from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.heldfiles import read_text
 
 LABELS = ("sysname", "release", "version", "machine", "nodename", "domainname")
 

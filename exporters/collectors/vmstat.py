@@ -12,7 +12,9 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric, UnknownMetricFamily
 
-from minicluster.exporter.collectors.base import Collector, read_text, register, single
+from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.families import single
+from minicluster.exporter.collectors.heldfiles import read_text
 
 # node_exporter's --collector.vmstat.fields default.
 FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault).*")

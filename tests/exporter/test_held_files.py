@@ -12,7 +12,7 @@ import time
 import pytest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, UnknownMetricFamily
 
-from minicluster.exporter.collectors import base, filesystem, netdev
+from minicluster.exporter.collectors import families, filesystem, heldfiles, netdev
 from minicluster.exporter.exposition import TextEncoder
 from minicluster.exporter.server import connection_cap
 
@@ -24,7 +24,7 @@ def open_fds() -> int:
 
 
 def test_a_held_proc_file_reads_the_kernels_current_text(monkeypatch):
-    files = base.HeldFiles(budget=8)
+    files = heldfiles.HeldFiles(budget=8)
     first = files.read("/proc/uptime")
     assert len(files) == 1
     real_open, opened = os.open, []
@@ -34,7 +34,7 @@ def test_a_held_proc_file_reads_the_kernels_current_text(monkeypatch):
             opened.append(path)
         return real_open(path, *args)
 
-    monkeypatch.setattr(base.os, "open", counting_open)
+    monkeypatch.setattr(heldfiles.os, "open", counting_open)
     deadline = time.monotonic() + 10
     uptime = first.split()[0]
     while (later := files.read("/proc/uptime")).split()[0] == uptime:
@@ -45,7 +45,7 @@ def test_a_held_proc_file_reads_the_kernels_current_text(monkeypatch):
 
 
 def test_every_proc_and_sys_file_the_collectors_read_matches_a_fresh_open():
-    files = base.HeldFiles(budget=64)
+    files = heldfiles.HeldFiles(budget=64)
     for path in ("/proc/meminfo", "/proc/net/dev", "/proc/vmstat", "/proc/net/snmp"):
         files.read(path)  # held now
         with open(path) as f:
@@ -60,7 +60,7 @@ def test_every_proc_and_sys_file_the_collectors_read_matches_a_fresh_open():
 def test_files_outside_proc_and_sys_are_not_held(tmp_path):
     path = tmp_path / "metrics.prom"
     path.write_text("a 1\n")
-    files = base.HeldFiles(budget=8)
+    files = heldfiles.HeldFiles(budget=8)
     assert files.read(str(path)) == "a 1\n"
     replaced = tmp_path / "new"
     replaced.write_text("a 2\n")
@@ -70,7 +70,7 @@ def test_files_outside_proc_and_sys_are_not_held(tmp_path):
 
 
 def test_descriptors_stay_within_the_budget():
-    files = base.HeldFiles(budget=3)
+    files = heldfiles.HeldFiles(budget=3)
     fds = open_fds()
     paths = ["/proc/uptime", "/proc/loadavg", "/proc/meminfo", "/proc/stat", "/proc/vmstat"]
     for _ in range(3):
@@ -81,7 +81,7 @@ def test_descriptors_stay_within_the_budget():
 
 
 def test_a_held_file_that_went_away_is_opened_again(monkeypatch):
-    files = base.HeldFiles(budget=8)
+    files = heldfiles.HeldFiles(budget=8)
     files.read("/proc/uptime")
     held = files._held["/proc/uptime"].fd
     real_pread, calls = os.pread, []
@@ -100,8 +100,8 @@ def test_a_held_file_that_went_away_is_opened_again(monkeypatch):
         return real_open(path, *args)
 
     fds = open_fds()
-    monkeypatch.setattr(base.os, "pread", gone_once)
-    monkeypatch.setattr(base.os, "open", counting_open)
+    monkeypatch.setattr(heldfiles.os, "pread", gone_once)
+    monkeypatch.setattr(heldfiles.os, "open", counting_open)
     assert float(files.read("/proc/uptime").split()[0]) > 0
     assert opened == ["/proc/uptime"] and calls == [held]  # read through a new descriptor
     assert len(files) == 1 and open_fds() == fds  # and the old one closed
@@ -110,7 +110,7 @@ def test_a_held_file_that_went_away_is_opened_again(monkeypatch):
 
 
 def test_an_attribute_that_cannot_be_read_now_raises_each_time_and_stays_held(monkeypatch):
-    files = base.HeldFiles(budget=8)
+    files = heldfiles.HeldFiles(budget=8)
     real_pread = os.pread
 
     def invalid(fd, size, offset):  # the speed of a link that is down
@@ -118,7 +118,7 @@ def test_an_attribute_that_cannot_be_read_now_raises_each_time_and_stays_held(mo
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_pread(fd, size, offset)
 
-    monkeypatch.setattr(base.os, "pread", invalid)
+    monkeypatch.setattr(heldfiles.os, "pread", invalid)
     for _ in range(2):
         with pytest.raises(OSError) as raised:
             files.read("/proc/uptime")
@@ -128,18 +128,18 @@ def test_an_attribute_that_cannot_be_read_now_raises_each_time_and_stays_held(mo
 
 
 def test_no_held_files_under_a_low_open_file_limit_and_connections_leave_room(monkeypatch):
-    monkeypatch.setattr(base.resource, "getrlimit", lambda _: (64, 64))
-    assert base.held_files_budget() == 0
-    monkeypatch.setattr(base.resource, "getrlimit", lambda _: (1024, 1024))
-    assert base.held_files_budget() == 224
+    monkeypatch.setattr(heldfiles.resource, "getrlimit", lambda _: (64, 64))
+    assert heldfiles.held_files_budget() == 0
+    monkeypatch.setattr(heldfiles.resource, "getrlimit", lambda _: (1024, 1024))
+    assert heldfiles.held_files_budget() == 224
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft != resource.RLIM_INFINITY:
         # connection_cap reads the real limit: held files and connections fit in it together.
-        assert connection_cap() + base.held_files_budget() + open_fds() <= max(soft, 4 + 256)
+        assert connection_cap() + heldfiles.held_files_budget() + open_fds() <= max(soft, 4 + 256)
 
 
 def test_forgetting_a_device_closes_only_its_files():
-    files = base.HeldFiles(budget=8)
+    files = heldfiles.HeldFiles(budget=8)
     files.read("/proc/self/stat")
     files.read("/proc/self/statm")
     files.read("/proc/uptime")
@@ -153,12 +153,12 @@ def test_a_device_gone_or_made_again_under_its_name_has_its_held_files_closed(
 ):
     forgotten = []
 
-    class Recording(base.HeldFiles):
+    class Recording(heldfiles.HeldFiles):
         def forget(self, prefix: str) -> None:
             forgotten.append(prefix)
             super().forget(prefix)
 
-    monkeypatch.setattr(base, "FILES", Recording())
+    monkeypatch.setattr(heldfiles, "FILES", Recording())
     net = tmp_path / "net"
     net.mkdir()
     for device in ("eth0", "v3", "v3-again"):
@@ -179,7 +179,7 @@ def test_a_device_gone_or_made_again_under_its_name_has_its_held_files_closed(
 @pytest.mark.parametrize("kind", [GaugeMetricFamily, CounterMetricFamily, UnknownMetricFamily])
 def test_a_family_of_one_value_is_the_one_prometheus_client_builds(kind):
     for value in (1.5, 7, float("nan")):  # the first call builds, the later ones copy
-        fast = base.single(kind, "node_test_value_total", "A value.", value)
+        fast = families.single(kind, "node_test_value_total", "A value.", value)
         library = kind("node_test_value_total", "A value.", value=value)
         assert type(fast) is kind
         assert vars(fast).keys() == vars(library).keys()
@@ -195,7 +195,7 @@ def test_a_family_of_one_value_is_the_one_prometheus_client_builds(kind):
         assert got.value == want.value or (value != value and got.value != got.value)
         assert TextEncoder().encode([fast]) == TextEncoder().encode([library])
     with pytest.raises(ValueError):  # a bad name is still refused, by prometheus_client
-        base.single(GaugeMetricFamily, "", "A value.", 1.0)
+        families.single(GaugeMetricFamily, "", "A value.", 1.0)
 
 
 def test_the_mount_table_is_parsed_again_only_when_it_changes(tmp_path):
@@ -219,7 +219,7 @@ def test_the_mount_table_is_parsed_again_only_when_it_changes(tmp_path):
 def test_a_sample_added_directly_is_the_one_add_metric_adds(kind):
     fast = kind("node_test_bytes_total", "Bytes.", labels=["device", "kind"])
     library = kind("node_test_bytes_total", "Bytes.", labels=["device", "kind"])
-    base.add_sample(fast, {"device": "eth0", "kind": "ethernet"}, 12.0)
+    families.add_sample(fast, {"device": "eth0", "kind": "ethernet"}, 12.0)
     library.add_metric(["eth0", "ethernet"], 12.0)
     assert fast.samples == library.samples
     assert TextEncoder().encode([fast]) == TextEncoder().encode([library])

@@ -15,12 +15,12 @@ from prometheus_client import CollectorRegistry
 
 from minicluster.exporter.collectors import (
     arp,
-    base,
     boottime,
     conntrack,
     cpu,
     entropy,
     filefd,
+    heldfiles,
     netstat,
     os_release,
     pressure,
@@ -79,8 +79,8 @@ def test_pressure_without_psi_is_no_series_and_success(tmp_path, monkeypatch):
             raise OSError(errno.EOPNOTSUPP, "Operation not supported")
         return real_pread(fd, *args)
 
-    monkeypatch.setattr(base, "FILES", base.HeldFiles())
-    monkeypatch.setattr(base.os, "pread", refused)
+    monkeypatch.setattr(heldfiles, "FILES", heldfiles.HeldFiles())
+    monkeypatch.setattr(heldfiles.os, "pread", refused)
     assert read_optional("/proc/pressure/cpu") is None
     assert read_optional("/proc/pressure/cpu") is None  # through the held descriptor too
 
@@ -278,13 +278,13 @@ def test_every_fixture_is_kernel_text():
 def test_proc_stat_is_read_once_per_collection_by_cpu_stat_and_boottime(monkeypatch):
     opened = []
 
-    class Counting(base.HeldFiles):
+    class Counting(heldfiles.HeldFiles):
         def read_bytes(self, path: str) -> bytes:
             if path == "/proc/stat":
                 opened.append(path)
             return super().read_bytes(path)
 
-    monkeypatch.setattr(base, "FILES", Counting())
+    monkeypatch.setattr(heldfiles, "FILES", Counting())
     collectors = [cpu.CpuCollector(), stat.StatCollector(), boottime.BoottimeCollector()]
     guard = ScrapeGuard(collectors, timeout_seconds=5)
     families = {f.name: f for f in guard.scrape()}
