@@ -8,6 +8,7 @@ address shows up as a failure.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -64,13 +65,18 @@ class JobWatch:
             try:
                 if process.pid not in self.commands:
                     self.commands[process.pid] = " ".join(process.cmdline())
-                if "jobstore rank" in self.commands[process.pid]:
+                if self.is_rank(process.pid):
                     self.environ.setdefault(process.pid, process.environ())
             except psutil.Error:
                 continue
         for conn in _listeners():
             if conn.pid in self.commands:
                 self.listens.setdefault(conn.pid, set()).add((conn.laddr.ip, conn.laddr.port))
+
+    def is_rank(self, pid: int) -> bool:
+        """A rank's program (its torchrun's command line names the rank wrapper too)."""
+        command = self.commands[pid]
+        return "jobstore rank" in command and "torch.distributed.run" not in command
 
     def pids(self, marker: str) -> list[int]:
         return [pid for pid, command in self.commands.items() if marker in command]
@@ -137,3 +143,53 @@ def test_every_job_port_is_on_a_configured_address_and_closes_with_the_job(tmp_p
     with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
         probe.settimeout(5)
         probe.connect((master, rendezvous))
+
+
+def test_a_restarted_group_hosts_a_fresh_ranks_store_on_a_configured_address(tmp_path: Path):
+    config = loopback_config(tmp_path / "state")
+    config_file = write_config(config, tmp_path / "config.yaml")
+    addresses = {node.address for node in config.nodes}
+    launcher = subprocess.Popen(
+        cli("run-job", "--config", str(config_file), "--steps", "40", "--step-sleep", "0.3",
+            "--no-metrics", "--max-restarts", "1"),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    watch = JobWatch(launcher.pid)
+    killed = None
+    ends = time.monotonic() + deadline(300)
+    try:
+        while launcher.poll() is None and time.monotonic() < ends:
+            watch.sample()
+            ranks = {pid: env for pid, env in watch.environ.items() if psutil.pid_exists(pid)}
+            if killed is None and len(ranks) == 2 and watch.listens.get(_rank0(ranks)):
+                # The rank on mini-yellow dies; its torchrun restarts the group once.
+                (yellow,) = [p for p in ranks if "mini-yellow" in watch.commands[p]]
+                psutil.Process(yellow).kill()
+                killed = yellow
+            time.sleep(0.2)
+        output, _ = launcher.communicate(timeout=deadline(60))
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert killed is not None, output[-3000:]
+    assert launcher.returncode == 0, output[-3000:]
+    (record,) = (tmp_path / "runs").glob("*.json")
+    assert json.loads(record.read_text())["summary"]["restarts"] == 1
+
+    # Each attempt's rank 0 hosted its own store, on its node's address only.
+    stores = {
+        (env["MASTER_ADDR"], int(env["MASTER_PORT"]))
+        for env in watch.environ.values()
+        if env.get("RANK") == "0"
+    }
+    assert len(stores) == 2
+    everything = watch.everything()
+    for address, port in stores:
+        assert address in addresses
+        assert {(ip, p) for ip, p in everything if p == port} == {(address, port)}
+        assert _listeners(port) == []
+    assert {ip for ip, _ in everything} <= addresses
+
+
+def _rank0(ranks: dict[int, dict[str, str]]) -> int | None:
+    return next((pid for pid, env in ranks.items() if env.get("RANK") == "0"), None)
