@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from minicluster.bench import tcp
 from minicluster.core.config import Config, NodeSettings
-from minicluster.launcher.plan import NodeCommand, _torchrun, new_job_id
+from minicluster.launcher.plan import NodeCommand, new_job_id, node_env, torchrun_argv
 from minicluster.launcher.remote import NodeProcess, SshSettings, local_python
 
 PIN_MODULE = "minicluster.bench.pin"
@@ -39,7 +39,9 @@ def _python(node: NodeSettings) -> str:
 
 
 def _env(node: NodeSettings) -> dict[str, str]:
-    return {"GLOO_SOCKET_IFNAME": node.interface, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    # run-job's environment (the interface for gloo, the stores on the node's address),
+    # and one thread per rank: the ranks are pinned one per core.
+    return {**node_env(node), "OMP_NUM_THREADS": "1"}
 
 
 def bench_commands(
@@ -53,7 +55,7 @@ def bench_commands(
     per_node = config.trainer.nproc_per_node
     commands = []
     for index, node in enumerate(config.nodes):
-        argv = _torchrun(config, node, job_id, _python(node))
+        argv = torchrun_argv(config, node, job_id, _python(node))
         program = module(node) if callable(module) else module
         # Nodes sharing this machine (loopback) get distinct cores through the offset.
         offset = index * per_node if node.is_loopback else 0

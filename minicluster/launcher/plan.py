@@ -128,7 +128,7 @@ def trainer_overrides(options: JobOptions) -> list[str]:
     return flags
 
 
-def _torchrun(config: Config, node: NodeSettings, job_id: str, python: str) -> list[str]:
+def torchrun_argv(config: Config, node: NodeSettings, job_id: str, python: str) -> list[str]:
     """torchrun with the job's rendezvous, interface and restart settings (any workload),
     ending in the rank wrapper: what follows is the module each rank runs and its args."""
     trainer = config.trainer
@@ -158,7 +158,7 @@ def _torchrun(config: Config, node: NodeSettings, job_id: str, python: str) -> l
     ]
 
 
-def _base_env(node: NodeSettings) -> dict[str, str]:
+def node_env(node: NodeSettings) -> dict[str, str]:
     return {
         "GLOO_SOCKET_IFNAME": node.interface,
         "PYTHONUNBUFFERED": "1",
@@ -177,7 +177,7 @@ def node_command(
     python: str,
 ) -> NodeCommand:
     argv = [
-        *_torchrun(config, node, job_id, python),
+        *torchrun_argv(config, node, job_id, python),
         TRAINER_MODULE,
         "--config",
         config_path,
@@ -187,7 +187,7 @@ def node_command(
         job_id,
         *trainer_overrides(options),
     ]
-    return NodeCommand(node=node, argv=argv, env=_base_env(node))
+    return NodeCommand(node=node, argv=argv, env=node_env(node))
 
 
 def user_node_command(
@@ -205,9 +205,9 @@ def user_node_command(
     `python` is the project's job environment on that node: torchrun starts its workers
     with its own interpreter, so they get the project's imports without PYTHONPATH.
     """
-    argv = [*_torchrun(config, node, job_id, python), OBSERVE_MODULE, *target]
+    argv = [*torchrun_argv(config, node, job_id, python), OBSERVE_MODULE, *target]
     env = {
-        **_base_env(node),
+        **node_env(node),
         "MINICLUSTER_CONFIG": config_path,
         "MINICLUSTER_NODE": node.name,
         "MINICLUSTER_JOB_ID": job_id,

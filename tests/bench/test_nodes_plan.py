@@ -28,8 +28,12 @@ def test_each_node_runs_the_module_under_torchrun_pinned_with_its_interface():
         assert "--nnodes=2" in argv and f"--local-addr={command.node.address}" in argv
         assert "--rdzv-endpoint=10.0.0.2:29400" in argv
         tail = argv[argv.index("--") + 1 :]
-        assert tail == ["minicluster.bench.pin", "--cpu-offset", "0",
+        # Each rank starts through jobstore, which hosts the ranks' store on the node's
+        # address (torchrun's own would listen on every interface).
+        assert tail == ["minicluster.launcher.jobstore", "rank", "-m",
+                        "minicluster.bench.pin", "--cpu-offset", "0",
                         "minicluster.bench.sweep", "--iters", "3"]  # fmt: skip
+        assert command.env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] == "1"
         assert command.env["GLOO_SOCKET_IFNAME"] == "en0"
         assert command.env["OMP_NUM_THREADS"] == "1"
 
