@@ -11,17 +11,21 @@ from typing import Any
 from prometheus_client.core import Metric
 from prometheus_client.samples import Sample
 
-# Families of one value by (type, name, help): their fields, and their one sample's name.
-_SINGLE: dict[tuple[type, str, str], tuple[dict[str, Any], str]] = {}
+# Families of one value by (type, name, help): their fields, and their one sample's name
+# and the fields after its value (timestamp, exemplar, ...: all empty).
+_SINGLE: dict[tuple[type, str, str], tuple[dict[str, Any], str, tuple]] = {}
 MAX_SINGLE_FAMILIES = 10_000  # names are fixed by the code, bar textfile and kernel fields
+# Sample is a named tuple; tuple.__new__ skips its Python-level __new__ (same object).
+_new_tuple = tuple.__new__
+_EMPTY_TAIL = tuple(Sample("x", {}, 0.0)[3:])  # no timestamp, exemplar, ...
 
 
 def single(kind: type[Metric], name: str, documentation: str, value: float) -> Metric:
     """`kind(name, documentation, value=value)`, the same family, built faster.
 
-    prometheus_client checks the name again for every family (1.2 us each, and a scrape
-    builds some 260 families of one value). The first family of each name is built and
-    checked by prometheus_client itself; later ones take its fields and a fresh sample.
+    prometheus_client checks the name again for every family, and a scrape builds some
+    260 families of one value. The first family of each name is built and checked by
+    prometheus_client itself; later ones take its fields and a fresh sample.
     """
     key = (kind, name, documentation)
     known = _SINGLE.get(key)
@@ -31,12 +35,13 @@ def single(kind: type[Metric], name: str, documentation: str, value: float) -> M
             if len(_SINGLE) >= MAX_SINGLE_FAMILIES:
                 _SINGLE.clear()
             fields = {k: v for k, v in vars(family).items() if k != "samples"}
-            _SINGLE[key] = (fields, family.samples[0].name)
+            sample = family.samples[0]
+            _SINGLE[key] = (fields, sample.name, tuple(sample[3:]))
         return family
-    fields, sample_name = known
+    fields, sample_name, tail = known
     family = kind.__new__(kind)
-    vars(family).update(fields)
-    family.samples = [Sample(sample_name, {}, value, None)]
+    family.__dict__ = fields.copy()
+    family.samples = [_new_tuple(Sample, (sample_name, {}, value, *tail))]
     return family
 
 
@@ -45,4 +50,4 @@ def add_sample(family: Metric, labels: dict[str, str], value: float) -> None:
     family, `labels` given in the family's label order: the same sample, made directly
     (this is the inner loop of the per-device collectors)."""
     name = family.name + "_total" if family.type == "counter" else family.name
-    family.samples.append(Sample(name, labels, value, None))
+    family.samples.append(_new_tuple(Sample, (name, labels, value, *_EMPTY_TAIL)))
