@@ -38,6 +38,17 @@ def alertmanager_url(config: Config, path: str) -> str:
     return url(config, config.master.address, config.alertmanager.port, path)
 
 
+def grafana_url(config: Config, path: str) -> str:
+    return url(config, config.master.address, config.grafana.port, path)
+
+
+def grafana_credentials(config: Config) -> list[str]:
+    """deploy.probe's arguments for Grafana: the cluster CA (its login is its own)."""
+    if not config.security.tls:
+        return []
+    return ["--ca", layout.tls_path(config.master, "ca.crt")]
+
+
 def exporter_credentials(config: Config) -> list[str]:
     """deploy.probe's arguments for reading an exporter from the master."""
     if not config.security.tls:

@@ -156,13 +156,17 @@ def verify(
 
     if grafana_present:
         graf = config.grafana
-        base = endpoints.plain_url(master.address, graf.port, "")  # guarded by its own login
-        if probe.get(base + "/api/health", SERVICE_WAIT_SECONDS).get("status") != 200:
+        base = endpoints.grafana_url(config, "")  # guarded by its own login
+        ca = endpoints.grafana_credentials(config)
+        if (
+            probe.get(base + "/api/health", SERVICE_WAIT_SECONDS, credentials=ca).get("status")
+            != 200
+        ):
             raise VerifyError("Grafana does not answer /api/health (see grafana.err.log)")
         auth = f"{graf.admin_user}:{layout.secret_path(master, 'grafana-admin-password')}"
         # Grafana's dashboard API (/apis, not the deprecated /api/dashboards): v1 on 13,
         # v1beta1 on 12; the group lists the versions this Grafana serves.
-        group = probe.get(base + versions.DASHBOARD_API_GROUP, SERVICE_WAIT_SECONDS, auth)
+        group = probe.get(base + versions.DASHBOARD_API_GROUP, SERVICE_WAIT_SECONDS, auth, ca)
         if group.get("status") != 200:
             raise VerifyError(f"Grafana has no dashboard API: {group.get('error')}")
         try:
@@ -174,7 +178,7 @@ def verify(
             raise VerifyError(str(exc)) from exc
         for uid, path in paths.items():
             # Provisioning runs after start; give it the same grace as the health check.
-            found = probe.get(base + path, SERVICE_WAIT_SECONDS, auth)
+            found = probe.get(base + path, SERVICE_WAIT_SECONDS, auth, ca)
             if found.get("status") != 200:
                 raise VerifyError(
                     f"Grafana has no dashboard with uid {uid!r}: {found.get('error')}"

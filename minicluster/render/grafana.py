@@ -83,6 +83,20 @@ def ensure_secrets(config: Config) -> list[SecretFile]:
     return files
 
 
+def _https(config: Config) -> dict[str, str]:
+    """With security.tls Grafana serves https with the master's certificate (from the
+    cluster CA, in its tls folder), so its login and session never cross the LAN in clear."""
+    if not config.security.tls:
+        return {}
+    master = config.master
+    return {
+        "protocol": "https",
+        "cert_file": layout.tls_path(master, "node.crt"),
+        "cert_key": layout.tls_path(master, "node.key"),
+        "min_tls_version": "TLS1.2",
+    }
+
+
 def grafana_ini(config: Config) -> str:
     master = config.master
     graf = config.grafana
@@ -100,6 +114,7 @@ def grafana_ini(config: Config) -> str:
             "http_addr": master.address,
             "http_port": str(graf.port),
             "domain": master.address,
+            **_https(config),
         },
         "database": {"type": "sqlite3", "path": "grafana.db"},
         "security": {
@@ -110,6 +125,8 @@ def grafana_ini(config: Config) -> str:
             "cookie_samesite": "strict",
             "allow_embedding": "false",
             "content_security_policy": "true",
+            # The login cookie only ever over https, once Grafana serves it.
+            "cookie_secure": "true" if config.security.tls else "false",
         },
         "users": {"allow_sign_up": "false", "allow_org_create": "false"},
         "auth.anonymous": {"enabled": "false"},

@@ -14,7 +14,7 @@ from minicluster.core import layout
 from minicluster.core.config import parse_config
 from minicluster.render import bundle, grafana, launchd, prometheus_config
 from tests.stack.helpers import local_config, repo_config
-from tests.stack.tlsfiles import write_ca, write_pair
+from tests.stack.tlsfiles import install_tls
 from tests.support import require_tool
 
 EXPECTED_FILES = {
@@ -188,14 +188,12 @@ def test_tls_prometheus_config_passes_promtool_with_the_masters_files(tmp_path):
     data = config.model_dump(mode="json")
     for node in data["nodes"]:
         node["install_dir"] = str(tmp_path / "node" / node["name"])
+    data["security"]["pki_dir"] = str(tmp_path / "pki")
     config = parse_config(data, "<test>")
     master = config.master
     tls = Path(layout.tls_dir(master))
-    ca_key, ca_cert = write_ca(tls)
-    write_pair(tls, "node", ca_key, ca_cert, master.name, server=True)
-    write_pair(tls, "prometheus-client", ca_key, ca_cert, "prometheus", server=False)
-    password = "a-password-only-its-file-holds"
-    Path(layout.tls_path(master, "web-password")).write_text(password + "\n")
+    install_tls(config, master)
+    password = Path(layout.tls_path(master, "web-password")).read_text().strip()
     bundle.write_bundle(config, tmp_path / "out")
     prom_yml = tmp_path / "out" / "prometheus" / "prometheus.yml"
     check = subprocess.run(
@@ -304,6 +302,22 @@ def test_grafana_ini_is_hardened_and_holds_no_secret(tmp_path):
     assert ini["paths"]["provisioning"] == "/opt/minicluster/stack/grafana/provisioning"
     for secret in grafana.secret_files(repo_config(tmp_path)):
         assert secret.local.read_text() not in text
+    # TLS by default: Grafana serves https with the master's certificate, and its login
+    # cookie never goes over plain http.
+    assert ini["server"]["protocol"] == "https"
+    assert ini["server"]["cert_file"] == "/opt/minicluster/tls/node.crt"
+    assert ini["server"]["cert_key"] == "/opt/minicluster/tls/node.key"
+    assert ini["security"]["cookie_secure"] == "true"
+
+
+def test_grafana_ini_without_tls_is_plain_http(tmp_path):
+    data = repo_config(tmp_path).model_dump(mode="json")
+    data["security"]["tls"] = False
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read_string(grafana.grafana_ini(parse_config(data, "<test>")))
+    assert ini["server"]["protocol"] == "http"
+    assert "cert_file" not in ini["server"]
+    assert ini["security"]["cookie_secure"] == "false"
 
 
 def test_grafana_secrets_are_generated_once_mode_0600(tmp_path):
