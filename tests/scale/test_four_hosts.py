@@ -195,7 +195,9 @@ def check_dashboards(grown: Grown, job_id: str, placed: dict[str, str]) -> None:
     cpu = values(by_expr['node:cpu_utilisation:ratio{node=~".*"}'], "node")
     assert set(cpu) == set(NAMES) and all(0 < v <= 1 for v in cpu.values()), cpu
     # A ring all-reduce moves the same bytes through every rank: the network dashboard's
-    # per-node all-reduce traffic is one number four times.
+    # per-node all-reduce traffic is one number four times (to within what scrapes at
+    # different moments give: the same allowance as the step rates below, since the bytes
+    # are steps times the gradient's size).
     sent = values(
         by_expr[
             f'sum by (node) (job_rank:trainer_allreduce_bytes:rate{{job_id=~"{job_id}", '
@@ -204,7 +206,7 @@ def check_dashboards(grown: Grown, job_id: str, placed: dict[str, str]) -> None:
         "node",
     )
     assert set(sent) == set(NAMES) and min(sent.values()) > 0
-    assert max(sent.values()) <= 1.1 * min(sent.values()), sent
+    assert max(sent.values()) <= 1.25 * min(sent.values()), sent
     # Peer probes: the master probes every worker, each worker probes the master (a
     # worker's installed config lists only the master and itself).
     rtt = by_expr['minicluster_peer_rtt_seconds{job="node", node=~".*"}']
