@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import requests
 
 from minicluster.core.config import Config
-from minicluster.core.controlpki import WEB_USER, client_credentials
+from minicluster.core.controlpki import WEB_USER, pki_paths
 
 
 class PrometheusError(Exception):
@@ -184,8 +184,8 @@ def prometheus_client_for(
     url = url_override or prometheus_url(config)
     if not config.security.tls or not url.lower().startswith("https://"):
         return Prometheus(url, timeout=timeout)
-    files = client_credentials(config)
-    files.require(files.ca_file)
+    pki = pki_paths(config)
+    pki.require(pki.ca_cert)
     return Prometheus(
-        url, timeout=timeout, auth=(WEB_USER, files.password()), verify=str(files.ca_file)
+        url, timeout=timeout, auth=(WEB_USER, pki.password()), verify=str(pki.ca_cert)
     )

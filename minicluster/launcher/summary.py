@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
 from minicluster.core.config import Config
-from minicluster.core.controlpki import MissingCredentials, client_credentials
+from minicluster.core.controlpki import MissingCredentials, pki_paths
 from minicluster.core.logformat import LogLine
 from minicluster.core.metrics import PHASES, busbw_factor, comm_fraction, job_comm_fraction
 
@@ -164,14 +164,11 @@ def _exporter_access(config: Config) -> tuple[str, dict] | None:
     this machine lacks the operator's client certificate (the speed then stays unknown)."""
     if not config.security.tls:
         return "http", {}
-    files = client_credentials(config)
+    # Exporters require a client certificate signed by the cluster CA, and present one too.
     try:
-        files.require(files.ca_file, files.operator_cert, files.operator_key)
+        return "https", pki_paths(config).client_tls("operator")
     except MissingCredentials:
         return None
-    # Exporters require a client certificate signed by the cluster CA, and present one too.
-    cert = (str(files.operator_cert), str(files.operator_key))
-    return "https", {"cert": cert, "verify": str(files.ca_file)}
 
 
 def link_speed_bytes(config: Config, timeout: float = 2.0) -> float | None:

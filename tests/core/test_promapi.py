@@ -215,11 +215,11 @@ def test_a_server_the_cluster_ca_did_not_sign_is_refused(https_prometheus, tmp_p
 
 
 def test_a_refused_password_says_so(https_prometheus):
-    from minicluster.core.controlpki import client_credentials
+    from minicluster.core.controlpki import pki_paths
     from minicluster.core.promapi import prometheus_client_for
 
     config, url = https_prometheus
-    password = client_credentials(config).password_file
+    password = pki_paths(config).password_file
     password.write_text("not-the-password\n")
     with pytest.raises(PrometheusUnreachable) as caught:
         prometheus_client_for(config, url_override=url).query("up")
@@ -262,18 +262,16 @@ def test_the_url_and_the_client_follow_security_tls(tmp_path):
     assert prometheus_client_for(None, url_override="https://127.0.0.1:1").session.auth is None
 
 
-def test_the_core_reads_the_pki_files_where_security_writes_them(tmp_path):
-    from minicluster.core import controlpki
-    from minicluster.security import credentials
-    from minicluster.security.pki import pki_paths
+def test_an_operator_reads_with_its_own_certificate_checked_against_the_cluster_ca(tmp_path):
+    from minicluster.core.controlpki import MissingCredentials, pki_paths
+    from minicluster.security.pki import ensure_pki
 
     config = _tls_config(tmp_path)
-    files, pki = controlpki.client_credentials(config), pki_paths(config)
-    assert files.root == pki.root
-    assert files.ca_file == pki.ca_cert
-    assert files.password_file == pki.password_file
-    assert (files.operator_cert, files.operator_key) == (
-        pki.client_cert("operator"),
-        pki.client_key("operator"),
-    )
-    assert controlpki.WEB_USER == credentials.WEB_USER
+    with pytest.raises(MissingCredentials) as missing:
+        pki_paths(config).client_tls("operator")
+    assert "run `make deploy`" in str(missing.value)
+    pki = ensure_pki(config)
+    assert pki.client_tls("operator") == {
+        "cert": (str(pki.root / "clients/operator.crt"), str(pki.root / "clients/operator.key")),
+        "verify": str(pki.root / "ca.crt"),
+    }

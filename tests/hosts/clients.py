@@ -15,7 +15,7 @@ from __future__ import annotations
 import requests
 
 from minicluster.core.config import Config, NodeSettings
-from minicluster.core.controlpki import WEB_USER, client_credentials
+from minicluster.core.controlpki import WEB_USER, pki_paths
 
 
 def _scheme(config: Config) -> str:
@@ -31,19 +31,16 @@ def operator_options(config: Config) -> dict:
     """requests' options for an exporter or a rank: the operator's certificate."""
     if not config.security.tls:
         return {}
-    files = client_credentials(config)
-    files.require(files.ca_file, files.operator_cert, files.operator_key)
-    cert = (str(files.operator_cert), str(files.operator_key))
-    return {"cert": cert, "verify": str(files.ca_file)}
+    return pki_paths(config).client_tls("operator")
 
 
 def service_options(config: Config) -> dict:
     """requests' options for Prometheus and Alertmanager: the web user and the CA."""
     if not config.security.tls:
         return {}
-    files = client_credentials(config)
-    files.require(files.ca_file)
-    return {"auth": (WEB_USER, files.password()), "verify": str(files.ca_file)}
+    pki = pki_paths(config)
+    pki.require(pki.ca_cert)
+    return {"auth": (WEB_USER, pki.password()), "verify": str(pki.ca_cert)}
 
 
 def exporter_url(config: Config, node: NodeSettings, path: str = "/metrics") -> str:
