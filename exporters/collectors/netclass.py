@@ -22,7 +22,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -31,12 +31,15 @@ from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import Collector, register
 from minicluster.exporter.collectors.families import add_sample
 from minicluster.exporter.collectors.heldfiles import read_many, read_text
+from minicluster.exporter.collectors.linkevents import LinkEvents
 from minicluster.exporter.collectors.netdev import net_devices, parse_ifmibdata
 
 KINDS = ("ethernet", "wifi", "thunderbolt", "loopback", "other")
 SYS_CLASS_NET = "/sys/class/net"
 ARPHRD_ETHER, ARPHRD_LOOPBACK = "1", "772"
 KIND_TTL_SECONDS = 300.0  # kinds change only when hardware does
+# Link attributes are read again at least this often even when no change was announced.
+REFRESH_SECONDS = 60.0
 MAX_CACHED_KINDS = 1_000  # interfaces come and go (veths, tunnels): bound the cache
 # <net/if_types.h>
 IFT_ETHER, IFT_LOOP, IFT_BRIDGE = 0x6, 0x18, 0xD1
@@ -145,20 +148,53 @@ class SysfsLinks:
 
     A device is known by its name and the inode of its /sys/class/net entry, so one that
     is deleted and created again under the same name is read afresh.
+
+    With `events` (a LinkEvents), the changing attributes too are served from the last
+    read while the kernel announced no link change (see linkevents.py for why every one
+    of them comes with an announcement), the device listing is the same, and less than
+    REFRESH_SECONDS have passed (a backstop for a driver that changes one without telling).
+    Kept only when this process's network namespace is the one /sys shows (each device's
+    ifindex there is its index here): the socket hears its own namespace only.
     """
 
-    def __init__(self, root: str = SYS_CLASS_NET):
+    def __init__(
+        self,
+        root: str = SYS_CLASS_NET,
+        events: LinkEvents | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        same_namespace: Callable[[list[Link]], bool] | None = None,
+    ):
         self.root = root
         self.static: dict[tuple[str, int], dict[str, float]] = {}
         self.changing = tuple(name for name in ATTRIBUTES if name not in STATIC_ATTRIBUTES)
         self.known: set[tuple[str, int]] = set()
+        self.events, self.clock = events, clock
+        self.same_namespace = same_namespace or _same_namespace
+        self.last: tuple[list[tuple[str, int]], list[Link], float] | None = None
 
     def devices(self) -> list[tuple[str, int]]:
         return net_devices(self.root, self.known)
 
     def __call__(self, kind: Callable[[str], str]) -> list[Link]:
-        links = []
+        # Drained before anything is read: a change during the read is heard next time.
+        changed = self.events is None or self.events.changed()
         devices = self.devices()
+        last = self.last
+        if not changed and last is not None and last[0] == devices and self.clock() < last[2]:
+            links = last[1]
+            if all(kind(link.device) == link.kind for link in links):
+                return links  # the very same list: the collector reuses its families too
+            links = [replace(link, kind=kind(link.device)) for link in links]
+            self.last = (devices, links, last[2])
+            return links
+        links = self._read(devices, kind)
+        self.last = None
+        if self.events is not None and self.same_namespace(links):
+            self.last = (devices, links, self.clock() + REFRESH_SECONDS)
+        return links
+
+    def _read(self, devices: list[tuple[str, int]], kind: Callable[[str], str]) -> list[Link]:
+        links = []
         if len(self.static) > len(devices) + MAX_CACHED_KINDS:
             self.static.clear()
         for key in devices:
@@ -176,6 +212,16 @@ class SysfsLinks:
                 Link(device, info["operstate"] == "up", kind(device), attributes=values, info=info)
             )
         return links
+
+
+def _same_namespace(links: list[Link]) -> bool:
+    """Whether every device's ifindex in /sys is its index in this network namespace."""
+    try:
+        return all(
+            socket.if_nametoindex(link.device) == link.attributes.get("iface_id") for link in links
+        )
+    except OSError:  # a device this namespace does not have
+        return False
 
 
 def linux_link_kind(device: str, root: str = SYS_CLASS_NET) -> str:
@@ -343,14 +389,27 @@ def darwin_source(
 @register
 class NetclassCollector(Collector):
     name = "netclass"
+    _cached: tuple[list[Link], list[Metric]] | None = None
 
     def default_source(self):
         if sys.platform == "darwin":
             return darwin_source()
-        kinds, links = CachedKinds(), SysfsLinks()
+        kinds, links = CachedKinds(), SysfsLinks(events=LinkEvents())
         return lambda: links(kinds)
 
     def collect(self) -> Iterator[Metric]:
+        links = self.source()
+        cached = self._cached
+        if cached is not None and cached[0] is links:
+            # The source handed back the very list it gave last time (nothing changed):
+            # the families built from it then are the answer (nothing mutates them).
+            yield from cached[1]
+            return
+        families = list(self._families(links))
+        self._cached = (links, families)
+        yield from families
+
+    def _families(self, links: list[Link]) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "node_network_up",
             "Value is 1 if operstate is 'up', 0 otherwise.",
@@ -367,7 +426,7 @@ class NetclassCollector(Collector):
             "Kind of link behind each interface: ethernet, wifi, thunderbolt, loopback, other.",
             labels=["device", "kind"],
         )
-        for link in sorted(self.source(), key=lambda link: link.device):
+        for link in sorted(links, key=lambda link: link.device):
             device = link.device
             add_sample(up, {"device": device}, 1.0 if link.up else 0.0)
             if link.info:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import time
@@ -17,6 +18,7 @@ from minicluster.exporter.collectors import (
     cpu,
     diskstats,
     filesystem,
+    linkevents,
     loadavg,
     meminfo,
     netclass,
@@ -479,3 +481,118 @@ def test_vmstat_publishes_node_exporters_default_fields_only():
     # Outside node_exporter's default field set.
     assert registry.get_sample_value("node_vmstat_nr_free_pages") is None
     assert registry.get_sample_value("node_vmstat_thp_fault_alloc") is None
+
+
+class ScriptedEvents:
+    """A LinkEvents whose answers the test sets."""
+
+    def __init__(self) -> None:
+        self.pending = True
+
+    def changed(self) -> bool:
+        changed, self.pending = self.pending, False
+        return changed
+
+
+def _cached_links(tmp_path, now, same_namespace=True):
+    root = tmp_path / "net"
+    base = root / "veth0"
+    base.mkdir(parents=True)
+    for name, value in [("ifindex", "7"), ("operstate", "up"), ("mtu", "1500")]:
+        (base / name).write_text(value + "\n")
+    events = ScriptedEvents()
+    links = netclass.SysfsLinks(
+        str(root), events=events, clock=lambda: now[0], same_namespace=lambda _: same_namespace
+    )
+    return root, events, links
+
+
+def test_netclass_serves_its_last_read_until_a_link_change_is_announced(tmp_path):
+    now = [0.0]
+    root, events, links = _cached_links(tmp_path, now)
+    first = links(lambda device: "other")
+    assert first[0].attributes["mtu_bytes"] == 1500
+    (root / "veth0" / "mtu").write_text("9000\n")
+    assert links(lambda device: "other") is first  # no announcement: not read again
+    events.pending = True  # the kernel announced a change (RTM_NEWLINK)
+    again = links(lambda device: "other")
+    assert again is not first and again[0].attributes["mtu_bytes"] == 9000
+    (root / "veth0" / "operstate").write_text("down\n")
+    now[0] += netclass.REFRESH_SECONDS  # the backstop: read again after a while anyway
+    assert links(lambda device: "other")[0].up is False
+
+
+def test_netclass_reads_again_when_the_device_listing_changes(tmp_path):
+    root, _, links = _cached_links(tmp_path, [0.0])
+    first = links(lambda device: "other")
+    (root / "veth1").mkdir()
+    for name, value in [("ifindex", "8"), ("operstate", "up")]:
+        (root / "veth1" / name).write_text(value + "\n")
+    (root / "veth0" / "mtu").write_text("9000\n")
+    again = {link.device: link for link in links(lambda device: "other")}
+    assert set(again) == {"veth0", "veth1"} and again["veth0"].attributes["mtu_bytes"] == 9000
+    assert first[0].attributes["mtu_bytes"] == 1500  # what was served is not changed
+
+
+def test_netclass_reads_every_time_in_another_namespace_or_without_events(tmp_path):
+    root, _, links = _cached_links(tmp_path, [0.0], same_namespace=False)
+    links(lambda device: "other")
+    (root / "veth0" / "mtu").write_text("9000\n")
+    assert links(lambda device: "other")[0].attributes["mtu_bytes"] == 9000
+    plain = netclass.SysfsLinks(str(root))  # no events: every scrape reads
+    plain(lambda device: "other")
+    (root / "veth0" / "mtu").write_text("1280\n")
+    assert plain(lambda device: "other")[0].attributes["mtu_bytes"] == 1280
+
+
+def test_netclass_cached_links_follow_a_new_link_kind(tmp_path):
+    _, _, links = _cached_links(tmp_path, [0.0])
+    first = links(lambda device: "other")
+    kind = links(lambda device: "ethernet")
+    assert kind is not first and kind[0].kind == "ethernet"
+    assert kind[0].attributes == first[0].attributes
+
+
+def test_netclass_reuses_its_families_only_for_the_same_links():
+    link = netclass.Link("eth0", True, "ethernet", attributes={"mtu_bytes": 1500})
+    served = [[link]]
+    collector = netclass.NetclassCollector(lambda: served[0])
+    first = list(collector.collect())
+    assert all(a is b for a, b in zip(first, collector.collect(), strict=True))
+    served[0] = [netclass.Link("eth0", True, "ethernet", attributes={"mtu_bytes": 9000})]
+    registry = registry_of(collector)
+    assert registry.get_sample_value("node_network_mtu_bytes", {"device": "eth0"}) == 9000
+
+
+def test_link_events_count_anything_uncertain_as_a_change():
+    events = linkevents.LinkEvents()
+    if not events.watching:
+        pytest.fail("no netlink route socket on this Linux host")
+    try:
+        assert events.changed()  # the first look: nothing is known yet
+        answers: list = []
+
+        class FakeSocket:
+            def recv(self, size):
+                answer = answers.pop(0) if answers else BlockingIOError()
+                if isinstance(answer, BaseException):
+                    raise answer
+                return answer
+
+            def close(self):
+                pass
+
+        events.sock.close()
+        events.sock = FakeSocket()
+        assert not events.changed()  # nothing queued
+        answers[:] = [b"\x00" * 32]
+        assert events.changed()  # a link message
+        answers[:] = [OSError(errno.ENOBUFS, "overflow")]
+        assert events.changed()  # messages were lost
+        answers[:] = [OSError(errno.EIO, "other")]
+        assert events.changed()
+        assert not events.changed()
+        events.sock = None  # could not be opened: every scrape reads
+        assert events.changed() and events.changed()
+    finally:
+        events.close()

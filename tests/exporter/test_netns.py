@@ -152,3 +152,30 @@ def test_veth_byte_counters_match_the_bytes_sent(veth_pair):
     got = counter(after_b, "receive", dev_b) - counter(before_b, "receive", dev_b)
     for growth in (sent, got):
         assert PAYLOAD_BYTES <= growth <= PAYLOAD_BYTES * 1.05, (growth, PAYLOAD_BYTES)
+
+
+@pytest.mark.e2e
+def test_link_changes_show_at_the_next_scrape(veth_pair):
+    """netclass serves its last read until the kernel announces a link change: each change
+    here must show at the very next scrape, well inside the backstop's minute."""
+    (ns_a, dev_a, _), _ = veth_pair
+    exporter = NamespacedExporter(ns_a)
+    device = frozenset({("device", dev_a)})
+    try:
+        assert exporter.scrape()[("node_network_mtu_bytes", device)] == MTU
+        assert exporter.scrape()[("node_network_mtu_bytes", device)] == MTU  # served again
+        ip("netns", "exec", ns_a, "ip", "link", "set", dev_a, "mtu", "1400")
+        assert exporter.scrape()[("node_network_mtu_bytes", device)] == 1400
+        ip("netns", "exec", ns_a, "ip", "link", "set", dev_a, "alias", "training link")
+        info = [
+            dict(labels)
+            for (name, labels), _ in exporter.scrape().items()
+            if name == "node_network_info" and ("device", dev_a) in labels
+        ]
+        assert [entry["ifalias"] for entry in info] == ["training link"]
+        ip("netns", "exec", ns_a, "ip", "link", "set", dev_a, "down")
+        after = exporter.scrape()
+        assert after[("node_network_up", device)] == 0
+        assert after[("node_network_carrier_changes_total", device)] >= 1
+    finally:
+        exporter.stop()
