@@ -6,6 +6,7 @@ compare them); only the name check is done once per name instead of at every scr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from prometheus_client.core import Metric
@@ -43,6 +44,35 @@ def single(kind: type[Metric], name: str, documentation: str, value: float) -> M
     family.__dict__ = fields.copy()
     family.samples = [_new_tuple(Sample, (sample_name, {}, value, *tail))]
     return family
+
+
+class Singles:
+    """`single()` for one collector's fields, by the collector's own key (a field name).
+
+    `describe(key)` gives the family's type, name and help; it runs once per key, not at
+    every scrape, so neither the name and help strings nor the lookup key are made again.
+    """
+
+    def __init__(self, describe: Callable[[Any], tuple[type[Metric], str, str]]):
+        self.describe = describe
+        self.known: dict[Hashable, tuple[type[Metric], dict[str, Any], str, tuple]] = {}
+
+    def __call__(self, key: Hashable, value: float) -> Metric:
+        known = self.known.get(key)
+        if known is None:
+            kind, name, documentation = self.describe(key)
+            family = single(kind, name, documentation, value)
+            learned = _SINGLE.get((kind, name, documentation))
+            if learned is not None:
+                if len(self.known) >= MAX_SINGLE_FAMILIES:
+                    self.known.clear()
+                self.known[key] = (kind, *learned)
+            return family
+        kind, fields, sample_name, tail = known
+        family = kind.__new__(kind)
+        family.__dict__ = fields.copy()
+        family.samples = [_new_tuple(Sample, (sample_name, {}, value, *tail))]
+        return family
 
 
 def add_sample(family: Metric, labels: dict[str, str], value: float) -> None:

@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import Collector, for_platform, register
-from minicluster.exporter.collectors.families import single
+from minicluster.exporter.collectors.families import Singles
 from minicluster.exporter.collectors.heldfiles import read_text
 
 _PARENTHESES = re.compile(r"\((.*)\)")
@@ -103,10 +103,14 @@ class MeminfoCollector(Collector):
         return for_platform(linux=read_linux, darwin=darwin_memory)
 
     def collect(self) -> Iterator[Metric]:
+        family = self.families
         for key, value in self.source().items():
-            name = f"node_memory_{key}"
-            help_text = f"Memory information field {key}."
-            if key.endswith("_total"):
-                yield single(CounterMetricFamily, name, help_text, value)
-            else:
-                yield single(GaugeMetricFamily, name, help_text, value)
+            yield family(key, value)
+
+    families = Singles(
+        lambda key: (
+            CounterMetricFamily if key.endswith("_total") else GaugeMetricFamily,
+            f"node_memory_{key}",
+            f"Memory information field {key}.",
+        )
+    )

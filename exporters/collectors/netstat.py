@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric, UnknownMetricFamily
 
 from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
-from minicluster.exporter.collectors.families import single
+from minicluster.exporter.collectors.families import Singles
 
 # Current node_exporter's default --collector.netstat.fields.
 FIELDS = re.compile(
@@ -122,10 +122,14 @@ class NetstatCollector(Collector):
         return read_netstat
 
     def collect(self) -> Iterator[Metric]:
-        for (protocol, field), value in sorted(self.source().items()):
-            yield single(
-                UnknownMetricFamily,
-                f"node_netstat_{protocol}_{field}",
-                f"Statistic {protocol}{field}.",
-                value,
-            )
+        family = self.families
+        for key, value in sorted(self.source().items()):
+            yield family(key, value)
+
+    families = Singles(
+        lambda key: (
+            UnknownMetricFamily,
+            f"node_netstat_{key[0]}_{key[1]}",
+            f"Statistic {key[0]}{key[1]}.",
+        )
+    )

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric, UnknownMetricFamily
 
 from minicluster.exporter.collectors.base import Collector, register
-from minicluster.exporter.collectors.families import single
+from minicluster.exporter.collectors.families import Singles
 from minicluster.exporter.collectors.heldfiles import read_text
 
 # node_exporter's --collector.vmstat.fields default.
@@ -52,11 +52,15 @@ class VmstatCollector(Collector):
         return read_vmstat
 
     def collect(self) -> Iterator[Metric]:
+        family = self.families
         for field, value in sorted(self.source().items()):
-            # Untyped, as node_exporter publishes them: the kernel's names, its units.
-            yield single(
-                UnknownMetricFamily,
-                f"node_vmstat_{field}",
-                f"/proc/vmstat information field {field}.",
-                value,
-            )
+            yield family(field, value)
+
+    # Untyped, as node_exporter publishes them: the kernel's names, its units.
+    families = Singles(
+        lambda field: (
+            UnknownMetricFamily,
+            f"node_vmstat_{field}",
+            f"/proc/vmstat information field {field}.",
+        )
+    )

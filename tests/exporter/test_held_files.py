@@ -177,9 +177,17 @@ def test_a_device_gone_or_made_again_under_its_name_has_its_held_files_closed(
 
 
 @pytest.mark.parametrize("kind", [GaugeMetricFamily, CounterMetricFamily, UnknownMetricFamily])
-def test_a_family_of_one_value_is_the_one_prometheus_client_builds(kind):
+@pytest.mark.parametrize("by_key", [False, True])
+def test_a_family_of_one_value_is_the_one_prometheus_client_builds(kind, by_key):
+    described = []
+    by_field = families.Singles(
+        lambda field: described.append(field) or (kind, f"node_test_{field}", "A value.")
+    )
     for value in (1.5, 7, float("nan")):  # the first call builds, the later ones copy
-        fast = families.single(kind, "node_test_value_total", "A value.", value)
+        if by_key:
+            fast = by_field("value_total", value)
+        else:
+            fast = families.single(kind, "node_test_value_total", "A value.", value)
         library = kind("node_test_value_total", "A value.", value=value)
         assert type(fast) is kind
         assert vars(fast).keys() == vars(library).keys()
@@ -194,8 +202,11 @@ def test_a_family_of_one_value_is_the_one_prometheus_client_builds(kind):
         assert got[3:] == want[3:]
         assert got.value == want.value or (value != value and got.value != got.value)
         assert TextEncoder().encode([fast]) == TextEncoder().encode([library])
+    assert described == (["value_total"] if by_key else [])  # described once per key
     with pytest.raises(ValueError):  # a bad name is still refused, by prometheus_client
         families.single(GaugeMetricFamily, "", "A value.", 1.0)
+    with pytest.raises(ValueError):
+        families.Singles(lambda field: (kind, "", "A value."))("bad", 1.0)
 
 
 def test_the_mount_table_is_parsed_again_only_when_it_changes(tmp_path):
