@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import psutil
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import Collector, register
-from minicluster.exporter.collectors.heldfiles import read_text
+from minicluster.exporter.collectors.heldfiles import pread_all, read_text
 
 # node_exporter's defaults for --collector.filesystem.{fs-types,mount-points}-exclude.
 EXCLUDE = {
@@ -64,20 +65,57 @@ def list_mounts() -> list[Mount]:
 class LinuxMounts:
     """list_mounts(), asked again only when /proc/self/mounts changes: the table changes
     with every mount and unmount, and reading it back costs a tenth of what psutil's parse
-    and device lookups cost at every scrape."""
+    and device lookups cost at every scrape.
+
+    The kernel's own table is not even read back while unchanged: a descriptor of it
+    polls with POLLPRI (and POLLERR) once after each mount or unmount in this mount
+    namespace since it was opened or last polled (proc(5)). Polling consumes the news, so
+    the table is read right after a poll that reported it: a change made in between is
+    in what is read. Other paths (fixtures) are read and compared at every call.
+    """
 
     def __init__(self, table: str = "/proc/self/mounts", mounts=list_mounts):
         self.table, self.mounts = table, mounts
         self._last: tuple[str, list[Mount]] | None = None
+        self._fd: int | None = None
+        self._poll: select.poll | None = None
 
     def __call__(self) -> list[Mount]:
-        text = read_text(self.table)
         last = self._last
+        if last is not None and self._poll is not None:
+            if not self._poll.poll(0):
+                return last[1]  # no mount or unmount since the table was last read
+            text = self._read_own()
+        else:
+            text = read_text(self.table)
+            if self._fd is None and self.table.startswith("/proc/"):
+                text = self._watch() or text
         if last is not None and last[0] == text:
             return last[1]
         mounts = self.mounts()
         self._last = (text, mounts)
         return mounts
+
+    def _watch(self) -> str | None:
+        """Open the table to poll it, and its text read through that descriptor: changes
+        after the open are reported by the next poll."""
+        try:
+            self._fd = os.open(self.table, os.O_RDONLY | os.O_CLOEXEC)
+            text = self._read_own()
+        except OSError:
+            self.close()
+            return None
+        self._poll = select.poll()
+        self._poll.register(self._fd, select.POLLPRI | select.POLLERR)
+        return text
+
+    def _read_own(self) -> str:
+        return pread_all(self._fd).decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._poll = None, None
 
 
 def read_filesystems(

@@ -37,7 +37,7 @@ def held_files_budget() -> int:
     return max(0, min(MAX_HELD_FILES, soft // 4 - 32))
 
 
-def _pread_all(fd: int) -> bytes:
+def pread_all(fd: int) -> bytes:
     data = os.pread(fd, _READ_SIZE, 0)
     if len(data) < _READ_SIZE:
         return data  # all of it: these files answer a read with as much as it asks for
@@ -88,7 +88,7 @@ class HeldFiles:
             return self._open(path)
         data = error = None
         try:
-            data = _pread_all(held.fd)
+            data = pread_all(held.fd)
         except OSError as exc:
             error = exc
         finally:
@@ -122,7 +122,7 @@ class HeldFiles:
             for path, held in zip(paths, helds, strict=True):
                 try:
                     if held is not None:
-                        data = _pread_all(held.fd)
+                        data = pread_all(held.fd)
                     else:
                         data = self._open(path) if hold else _read_closed(path)
                 except OSError as exc:
@@ -150,7 +150,7 @@ class HeldFiles:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         data = error = None
         try:
-            data = _pread_all(fd)
+            data = pread_all(fd)
         except OSError as exc:
             if exc.errno == errno.ESPIPE:
                 with os.fdopen(fd, "rb") as f:  # a pipe or socket: read it the plain way

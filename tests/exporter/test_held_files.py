@@ -7,6 +7,8 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import subprocess
+import sys
 import time
 
 import pytest
@@ -15,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Unkno
 from minicluster.exporter.collectors import families, filesystem, heldfiles, netdev
 from minicluster.exporter.exposition import TextEncoder
 from minicluster.exporter.server import connection_cap
+from tests.support import require_tool
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/uptime"), reason="needs Linux /proc")
 
@@ -224,6 +227,33 @@ def test_the_mount_table_is_parsed_again_only_when_it_changes(tmp_path):
     table.write_text("/dev/sda1 / ext4 rw 0 0\n/dev/sdb1 /data ext4 rw 0 0\n")
     cached()
     assert len(asked) == 2
+
+
+MOUNT_AND_UNMOUNT = """
+import subprocess, sys, tempfile
+from minicluster.exporter.collectors.filesystem import LinuxMounts
+mounts = LinuxMounts()
+before = mounts()
+assert mounts() is before, "asked again with no mount in between"
+folder = tempfile.mkdtemp()
+subprocess.run(["mount", "-t", "tmpfs", "none", folder], check=True)
+assert folder in [m.mountpoint for m in mounts()], "a new mount is seen at once"
+subprocess.run(["umount", folder], check=True)
+assert folder not in [m.mountpoint for m in mounts()], "an unmount is seen at once"
+print("ok")
+"""
+
+
+@pytest.mark.e2e
+def test_the_kernel_mount_table_is_read_again_after_a_mount_or_unmount():
+    """Polled, not read, while unchanged: a mount and an unmount in a private mount
+    namespace (no one else sees them) show at the very next call."""
+    require_tool("unshare", "apt-get install util-linux")
+    if os.geteuid() != 0:
+        pytest.fail("mounting needs root: run the tests as root (CI does)")
+    argv = ["unshare", "--mount", "--propagation", "private", sys.executable, "-c"]
+    result = subprocess.run([*argv, MOUNT_AND_UNMOUNT], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
 
 
 @pytest.mark.parametrize("kind", [GaugeMetricFamily, CounterMetricFamily, UnknownMetricFamily])
