@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import Collector, begin_collection, end_collection
-from minicluster.exporter.collectors.families import add_sample
+from minicluster.exporter.collectors.families import add_sample, labeled
 
 log = logging.getLogger("exporters")
 
@@ -218,22 +218,25 @@ class ScrapeGuard:
         return iter(self.scrape())
 
     def _families(self, outcomes: dict[str, Outcome]) -> list[Metric]:
-        duration = GaugeMetricFamily(
+        duration = labeled(
+            GaugeMetricFamily,
             "node_scrape_collector_duration_seconds",
             "node_exporter: Duration of a collector scrape.",
-            labels=["collector"],
+            ("collector",),
         )
-        success = GaugeMetricFamily(
+        success = labeled(
+            GaugeMetricFamily,
             "node_scrape_collector_success",
             "node_exporter: Whether a collector succeeded.",
-            labels=["collector"],
+            ("collector",),
         )
         families: list[Metric] = []
         for collector in self.collectors:
             outcome = outcomes[collector.name]
             families.extend(outcome.families)
-            add_sample(duration, {"collector": collector.name}, outcome.seconds)
-            add_sample(success, {"collector": collector.name}, 1.0 if outcome.success else 0.0)
+            labels = {"collector": collector.name}
+            add_sample(duration, labels, outcome.seconds)
+            add_sample(success, labels, 1.0 if outcome.success else 0.0)
             self._log_change(collector.name, outcome)
         families.extend([duration, success])
         return families

@@ -14,6 +14,7 @@ import psutil
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import Collector, for_platform, read_once, register
+from minicluster.exporter.collectors.families import add_sample, labeled
 
 # Guest time is already inside user/nice on Linux; node_exporter publishes it apart.
 GUEST_MODES = {"guest": "user", "guest_nice": "nice"}
@@ -56,15 +57,17 @@ class CpuCollector(Collector):
         return for_platform(linux=read_linux, darwin=read_darwin)
 
     def collect(self) -> Iterator[Metric]:
-        seconds = CounterMetricFamily(
+        seconds = labeled(
+            CounterMetricFamily,
             "node_cpu_seconds_total",
             "Seconds the CPUs spent in each mode.",
-            labels=["cpu", "mode"],
+            ("cpu", "mode"),
         )
-        guest = CounterMetricFamily(
+        guest = labeled(
+            CounterMetricFamily,
             "node_cpu_guest_seconds_total",
             "Seconds the CPUs spent in guests (VMs) for each mode.",
-            labels=["cpu", "mode"],
+            ("cpu", "mode"),
         )
         cpus = self.source()
         numbered = cpus.items() if isinstance(cpus, dict) else enumerate(cpus)
@@ -72,9 +75,9 @@ class CpuCollector(Collector):
             label = str(cpu)
             for mode, value in modes.items():
                 if mode in GUEST_MODES:
-                    guest.add_metric([label, GUEST_MODES[mode]], value)
+                    add_sample(guest, {"cpu": label, "mode": GUEST_MODES[mode]}, value)
                 else:
-                    seconds.add_metric([label, mode], value)
+                    add_sample(seconds, {"cpu": label, "mode": mode}, value)
         yield seconds
         if guest.samples:
             yield guest

@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.families import add_sample, labeled
 from minicluster.exporter.collectors.heldfiles import read_text
 
 # Current node_exporter's default --collector.diskstats.device-exclude.
@@ -251,6 +252,7 @@ def read_darwin() -> list[Disk]:
 # Every family either system publishes: name -> (help, counter?).
 SPECS = {name: (text, counter) for name, text, counter, _ in LINUX_COLUMNS.values()}
 SPECS.update({name: (text, True) for name, text in DARWIN_METRICS.items()})
+DEVICE = ("device",)
 
 
 @register
@@ -271,8 +273,8 @@ class DiskstatsCollector(Collector):
                 if family is None:
                     text, counter = SPECS[name]
                     kind = CounterMetricFamily if counter else GaugeMetricFamily
-                    family = families[name] = kind(f"node_disk_{name}", text, labels=["device"])
-                family.add_metric([disk.device], value)
+                    family = families[name] = labeled(kind, f"node_disk_{name}", text, DEVICE)
+                add_sample(family, {"device": disk.device}, value)
             if disk.info:
                 info.add_metric([disk.info[label] for label in INFO_LABELS], 1.0)
         yield from families.values()

@@ -75,6 +75,28 @@ class Singles:
         return family
 
 
+# Families with labels by (type, name, help, label names): their fields but the samples.
+_LABELED: dict[tuple, dict[str, Any]] = {}
+
+
+def labeled(kind: type[Metric], name: str, documentation: str, labels: tuple[str, ...]) -> Metric:
+    """`kind(name, documentation, labels=labels)`, empty, built faster (as `single`): the
+    first of each is built and checked by prometheus_client, later ones copy its fields
+    (all immutable: strings and the label names' tuple) with a fresh list of samples."""
+    key = (kind, name, documentation, labels)
+    fields = _LABELED.get(key)
+    if fields is None:
+        family = kind(name, documentation, labels=list(labels))
+        if len(_LABELED) >= MAX_SINGLE_FAMILIES:
+            _LABELED.clear()
+        _LABELED[key] = {k: v for k, v in vars(family).items() if k != "samples"}
+        return family
+    family = kind.__new__(kind)
+    family.__dict__ = fields.copy()
+    family.samples = []
+    return family
+
+
 def add_sample(family: Metric, labels: dict[str, str], value: float) -> None:
     """`family.add_metric(list(labels.values()), value)` for a gauge, counter or untyped
     family, `labels` given in the family's label order: the same sample, made directly

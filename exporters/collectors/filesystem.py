@@ -17,6 +17,7 @@ import psutil
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.families import add_sample, labeled
 from minicluster.exporter.collectors.heldfiles import pread_all, read_text
 
 # node_exporter's defaults for --collector.filesystem.{fs-types,mount-points}-exclude.
@@ -165,10 +166,10 @@ class FilesystemCollector(Collector):
         return read_filesystems
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["device", "fstype", "mountpoint"]
+        labels = ("device", "fstype", "mountpoint")
 
-        def gauge(name: str, help_text: str) -> GaugeMetricFamily:
-            return GaugeMetricFamily(f"node_filesystem_{name}", help_text, labels=labels)
+        def gauge(name: str, help_text: str) -> Metric:
+            return labeled(GaugeMetricFamily, f"node_filesystem_{name}", help_text, labels)
 
         families = {
             "size_bytes": gauge("size_bytes", "Filesystem size in bytes."),
@@ -180,11 +181,11 @@ class FilesystemCollector(Collector):
         }
         error = gauge("device_error", "Whether an error occurred while getting statistics.")
         for fs in self.source():
-            values = [fs.device, fs.fstype, fs.mountpoint]
-            error.add_metric(values, 1.0 if fs.error else 0.0)
+            values = {"device": fs.device, "fstype": fs.fstype, "mountpoint": fs.mountpoint}
+            add_sample(error, values, 1.0 if fs.error else 0.0)
             if fs.error:
                 continue
             for field, family in families.items():
-                family.add_metric(values, float(getattr(fs, field)))
+                add_sample(family, values, float(getattr(fs, field)))
         yield from families.values()
         yield error

@@ -24,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import Collector, for_platform, register
-from minicluster.exporter.collectors.families import add_sample
+from minicluster.exporter.collectors.families import add_sample, labeled
 from minicluster.exporter.collectors.heldfiles import forget_files, read_many, read_text
 
 # struct ifmibdata (<net/if_mib.h>): name[16], pcount, flags, snd_len, snd_maxlen, snd_drops,
@@ -180,10 +180,11 @@ class NetdevCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families = {
-            field: CounterMetricFamily(
+            field: labeled(
+                CounterMetricFamily,
                 f"node_network_{field}_total",
                 f"Network device statistic {field}.",
-                labels=["device"],
+                ("device",),
             )
             for field in FIELDS
         }

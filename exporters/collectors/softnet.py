@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+from minicluster.exporter.collectors.families import add_sample, labeled
 from minicluster.exporter.collectors.heldfiles import read_text
 
 SOFTNET_STAT = "/proc/net/softnet_stat"
@@ -63,14 +64,15 @@ class SoftnetCollector(Collector):
         families = {}
         for column, (name, help_text, counter) in COLUMNS.items():
             if counter:
-                families[column] = CounterMetricFamily(
-                    f"node_softnet_{name}_total", help_text, labels=["cpu"]
+                families[column] = labeled(
+                    CounterMetricFamily, f"node_softnet_{name}_total", help_text, ("cpu",)
                 )
             else:
-                families[column] = GaugeMetricFamily(
-                    f"node_softnet_{name}", help_text, labels=["cpu"]
+                families[column] = labeled(
+                    GaugeMetricFamily, f"node_softnet_{name}", help_text, ("cpu",)
                 )
         for cpu, columns in self.source().items():
+            labels = {"cpu": str(cpu)}
             for column, value in columns.items():
-                families[column].add_metric([cpu], value)
+                add_sample(families[column], labels, value)
         yield from (family for family in families.values() if family.samples)

@@ -264,3 +264,19 @@ def test_a_sample_added_directly_is_the_one_add_metric_adds(kind):
     library.add_metric(["eth0", "ethernet"], 12.0)
     assert fast.samples == library.samples
     assert TextEncoder().encode([fast]) == TextEncoder().encode([library])
+
+
+@pytest.mark.parametrize("kind", [GaugeMetricFamily, CounterMetricFamily, UnknownMetricFamily])
+def test_a_labeled_family_is_the_one_prometheus_client_builds(kind):
+    for value in (3.0, 4):  # the first call builds, the later ones copy
+        fast = families.labeled(kind, "node_test_bytes_total", "Bytes.", ("device", "kind"))
+        library = kind("node_test_bytes_total", "Bytes.", labels=["device", "kind"])
+        assert type(fast) is kind and vars(fast) == vars(library)
+        families.add_sample(fast, {"device": "eth0", "kind": "ethernet"}, value)
+        library.add_metric(["eth0", "ethernet"], value)
+        assert fast.samples == library.samples and fast == library
+        assert TextEncoder().encode([fast]) == TextEncoder().encode([library])
+    again = families.labeled(kind, "node_test_bytes_total", "Bytes.", ("device", "kind"))
+    assert again.samples == []  # a fresh list, not the last family's
+    with pytest.raises(ValueError):  # a bad name is still refused, by prometheus_client
+        families.labeled(GaugeMetricFamily, "", "Bytes.", ("device",))
