@@ -9,6 +9,8 @@ work's future when `async_op=True`. `uninstall()` restores the originals.
 While DDP's counting hook runs a user's hook (`capture_begin`/`capture_end`, per thread),
 collectives count towards the gradient all-reduce instead, so nothing counts twice and
 the bytes are the ones actually sent (half the bucket under fp16 compression).
+`capture_callbacks` carries that capture into the future callbacks a hook chains (where
+PowerSGD launches its later collectives).
 
 Blind spots: code that bound a function before `install()` (`from torch.distributed
 import all_reduce` at import time of a module loaded earlier), ProcessGroup methods
@@ -17,11 +19,12 @@ called directly, functional collectives, and C++ extensions.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -163,3 +166,35 @@ def capture_begin() -> Capture:
 
 def capture_end() -> None:
     _local.capture = None
+
+
+@contextlib.contextmanager
+def capture_callbacks(count: Callable[[int], None]) -> Iterator[None]:
+    """Within the block, every callback registered with a future's `then` runs under a
+    capture of its own; when it returns, its bytes go to `count(nbytes)` and the thread's
+    previous capture is back.
+
+    A hook may launch collectives from callbacks of earlier futures (PowerSGD's P and Q
+    all-reduces). Those run on whichever thread completes the future, gloo's own threads,
+    where the thread-local capture of the hook's caller is absent, so without this they
+    would count as plain collectives or not at all. Hence `torch._C.Future.then` (which
+    `torch.futures.Future.then` calls) is patched for the block's duration only."""
+    then = torch._C.Future.then
+
+    def carry(callback: Callable) -> Callable:
+        def run(future):
+            previous = getattr(_local, "capture", None)
+            captured = capture_begin()
+            try:
+                return callback(future)
+            finally:
+                _local.capture = previous
+                count(captured.bytes)
+
+        return run
+
+    torch._C.Future.then = lambda future, callback: then(future, carry(callback))
+    try:
+        yield
+    finally:
+        torch._C.Future.then = then

@@ -63,29 +63,18 @@ def counted_powersgd(stats: CommStats):
     """powerSGD_hook whose chained callbacks count their collectives' bytes into `stats`.
 
     The hook launches the P and Q all-reduces from callbacks of earlier futures; those run
-    on whichever thread completes the future. Every callback registered while the hook
-    builds its chain runs under a capture of its own, added to `stats` when it returns."""
+    on whichever thread completes the future (gloo's own), where the counting hook's
+    thread-local capture is absent. So every callback registered while the hook builds its
+    chain runs under a capture of its own (collectives.capture_callbacks), added to `stats`
+    when it returns."""
 
-    def carry(callback):
-        def run(future):
-            previous = getattr(collectives._local, "capture", None)
-            captured = collectives.capture_begin()
-            try:
-                return callback(future)
-            finally:
-                collectives._local.capture = previous
-                stats.bytes += captured.bytes
-
-        return run
+    def count(nbytes: int) -> None:
+        stats.bytes += nbytes
 
     def hook(state: powerSGD_hook.PowerSGDState, bucket):
         collectives.install_capture()
-        then = torch._C.Future.then
-        torch._C.Future.then = lambda future, callback: then(future, carry(callback))
-        try:
+        with collectives.capture_callbacks(count):
             return powerSGD_hook.powerSGD_hook(state, bucket)
-        finally:
-            torch._C.Future.then = then
 
     return hook
 
