@@ -140,8 +140,11 @@ def _run(argv: list[str]) -> str:
 
 
 def ioreg_accelerators() -> str:
-    """`ioreg -r -d 1 -c IOAccelerator`: the GPU's PerformanceStatistics, no root needed."""
-    return _run(["/usr/sbin/ioreg", "-r", "-d", "1", "-c", "IOAccelerator"])
+    """`ioreg -r -d 1 -w 0 -c IOAccelerator`: the GPU's PerformanceStatistics, no root needed.
+
+    -w 0: otherwise ioreg clips each line to the width of a terminal on its stdout or stdin
+    (an exporter started from a shell), cutting the statistics line before its end."""
+    return _run(["/usr/sbin/ioreg", "-r", "-d", "1", "-w", "0", "-c", "IOAccelerator"])
 
 
 def ioreg_block_storage() -> bytes:

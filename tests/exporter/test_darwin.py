@@ -1,13 +1,16 @@
 """macOS code paths on fixtures of macOS output (nothing here runs a Mac).
 
 Packed structs are cross-checked against the text the Mac's own tools print for the same
-data (netstat -ib, vm_stat, sysctl), so a wrong offset cannot go unnoticed.
+data (netstat -ib, vm_stat, sysctl), so a wrong offset cannot go unnoticed. Output recorded
+on real Macs (fixtures/darwin/recorded/, sources in its sources.md) runs through the same
+readers, and the built text fixtures are checked against its layout.
 """
 
 from __future__ import annotations
 
 import re
 import struct
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -15,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from minicluster.exporter import macos
 from minicluster.exporter.collectors import (
     diskstats,
+    filesystem,
     gpu,
     meminfo,
     memory_pressure,
@@ -29,6 +33,7 @@ from minicluster.exporter.scrape import run_collector
 from tests.exporter import fakes
 from tests.exporter.fakes import DARWIN, read_hex
 
+RECORDED = DARWIN / "recorded"
 IFI_IBYTES_OFFSET = 116  # 52 (ifmibdata header) + 16 (if_data64 bytes, mtu, metric) + 6*8
 
 
@@ -345,3 +350,153 @@ def test_macos_only_collectors_exist_only_on_macos(tmp_path):
         *("arp", "conntrack", "entropy", "filefd", "netstat", "pressure", "sockstat"),
         *("schedstat", "selinux", "softnet", "stat", "timex", "udp_queues", "vmstat"),
     }
+
+
+# Output recorded on real Macs (fixtures/darwin/recorded/sources.md says where from).
+
+SWAPUSAGE = re.compile(r"^total = ([\d.]+)M  used = ([\d.]+)M  free = ([\d.]+)M  \(encrypted\)$")
+BOOTTIME = re.compile(r"^\{ sec = \d+, usec = \d+ \} \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$")
+KERN_VERSION = re.compile(
+    r"^Darwin Kernel Version (\d+\.\d+\.\d+): .+; root:xnu-[\d.~]+/RELEASE_ARM64_T\d{4}$"
+)
+MOUNT_LINE = re.compile(r"^.+ on .+ \([^,()]+(, [^,()]+)*\)$")
+
+
+def recorded_text(name: str) -> str:
+    return (RECORDED / name).read_text()
+
+
+def test_gpu_utilization_from_a_recorded_m1_pro():
+    text = recorded_text("ioreg-IOAccelerator-m1pro.txt")
+    assert gpu.parse_accelerators(text) == [0.02]
+    registry = registry_of(gpu.GpuCollector(lambda: gpu.parse_accelerators(text)))
+    assert registry.get_sample_value("minicluster_gpu_utilization_ratio", {"gpu": "0"}) == 0.02
+
+
+def test_ioreg_is_asked_for_unclipped_lines(monkeypatch):
+    """ioreg clips its lines to the width of a terminal on stdout or stdin, as when the
+    exporter is started from a shell: the statistics line then loses its end."""
+    text = recorded_text("ioreg-IOAccelerator-m1pro.txt")
+    clipped = "\n".join(line[:120] for line in text.splitlines())
+    assert gpu.parse_accelerators(clipped) == []
+    calls = []
+    monkeypatch.setattr(macos, "_run", lambda argv: calls.append(argv) or text)
+    assert gpu.read_gpus() == [0.02]
+    (argv,) = calls
+    assert argv[argv.index("-w") + 1] == "0"
+
+
+@pytest.mark.parametrize(
+    ("plist", "name", "version", "build", "codename", "number"),
+    [
+        ("SystemVersion-11.3.plist", "macOS", "11.3", "20E232", "Big Sur", 11.3),
+        ("SystemVersion-10.15.5.plist", "Mac OS X", "10.15.5", "19F96", "", 10.15),
+    ],
+)
+def test_os_from_recorded_system_version_plists(plist, name, version, build, codename, number):
+    source = os_release.CachedRelease((str(RECORDED / plist),), os_release.parse_system_version)
+    registry = registry_of(os_release.OsCollector(source))
+    info = source()
+    assert (info["id"], info["name"], info["version_id"], info["build_id"]) == (
+        "macos",
+        name,
+        version,
+        build,
+    )
+    assert info["pretty_name"] == f"{name} {version} ({build})"
+    assert info["version"] == (f"{version} ({codename})" if codename else version)
+    assert info["version_codename"] == codename.lower().replace(" ", "")
+    labels = {"id": "macos", "id_like": "", "name": name}
+    assert registry.get_sample_value("node_os_version", labels) == number
+
+
+def test_bridge_members_from_recorded_ifconfig():
+    # The Thunderbolt Bridge of a Mac with four Thunderbolt ports, and the bridge that
+    # Internet Sharing puts in front of a virtual machine.
+    bridge0 = recorded_text("ifconfig-bridge0-mbp.txt")
+    assert netclass.parse_bridge_members(bridge0) == ["en1", "en2", "en3", "en4"]
+    bridge100 = recorded_text("ifconfig-bridge100-mbp.txt")
+    assert netclass.parse_bridge_members(bridge100) == ["en10"]
+
+
+def test_filesystems_of_a_recorded_mount_table():
+    text = recorded_text("mount-macfuse.txt")
+    mounts = fakes.parse_mount_text(text)
+    st = SimpleNamespace(
+        f_frsize=4096, f_blocks=10, f_bfree=5, f_bavail=4, f_files=8, f_ffree=2, f_flag=0
+    )
+    found = filesystem.read_filesystems(
+        mounts=lambda: mounts, statvfs=lambda path: st, platform="darwin"
+    )
+    # devfs and autofs (auto_home) are skipped, as by node_exporter on macOS.
+    assert [(f.device, f.fstype, f.mountpoint) for f in found] == [
+        ("/dev/disk1s5s1", "apfs", "/"),
+        ("/dev/disk1s4", "apfs", "/System/Volumes/VM"),
+        ("/dev/disk1s2", "apfs", "/System/Volumes/Preboot"),
+        ("/dev/disk1s6", "apfs", "/System/Volumes/Update"),
+        ("/dev/disk1s1", "apfs", "/System/Volumes/Data"),
+        ("fsapfsmount@macfuse0", "macfuse", "/Volumes/Test"),
+    ]
+    built = (DARWIN / "mount.txt").read_text()
+    assert all(MOUNT_LINE.match(line) for line in [*text.splitlines(), *built.splitlines()])
+
+
+def test_built_vm_stat_has_the_layout_of_a_recorded_apple_silicon_mac():
+    real_text = recorded_text("vm_stat-apple-silicon.txt")
+    real = fakes.parse_vm_stat(real_text)
+    assert real["page size"] == 16384
+    assert (real["Pages active"], real["Pages wired down"]) == (446206, 181483)
+    assert real["Translation faults"] == 8667427138  # past 2**32
+    real_lines = real_text.splitlines()
+    built_lines = (DARWIN / "vm_stat.txt").read_text().splitlines()
+    assert built_lines[0] == real_lines[0]
+    labels = [line.split(":")[0] for line in real_lines[1:]]
+    assert [line.split(":")[0] for line in built_lines[1 : len(real_lines)]] == labels
+    # Values are right-aligned to the same column.
+    assert {len(line) for line in [*real_lines[1:], *built_lines[1:]]} == {48}
+
+
+def test_netstat_ib_reader_on_a_recorded_apple_silicon_mac():
+    text = recorded_text("netstat-ib-apple-silicon.txt")
+    assert text.splitlines()[0] == (DARWIN / "netstat-ib.txt").read_text().splitlines()[0]
+    rows = fakes.parse_netstat_ib(text)
+    # Address rows and interfaces that are down (gif0*, stf0*) are not link rows.
+    assert set(rows) == {"lo0", "anpi2", "anpi1", "anpi0", "en3"}
+    assert rows["lo0"] == {
+        "Ipkts": 13426,
+        "Ierrs": 0,
+        "Ibytes": 3540480,
+        "Opkts": 13426,
+        "Oerrs": 0,
+        "Obytes": 3540480,
+        "Coll": 0,
+    }
+    assert rows["anpi0"]["Ibytes"] == 0
+
+
+@pytest.mark.parametrize("name", ["sysctl-m2pro.txt", "sysctl-m1.txt"])
+def test_built_sysctl_text_has_the_format_of_recorded_macs(name):
+    real = fakes.parse_sysctl_text(recorded_text(name))
+    built = fakes.FakeSysctl().text
+    assert real["kern.ostype"] == built["kern.ostype"] == "Darwin"
+    for values in (real, built):
+        assert re.fullmatch(r"\d+\.\d+\.\d+", values["kern.osrelease"])
+        assert BOOTTIME.match(values["kern.boottime"]), values["kern.boottime"]
+    assert KERN_VERSION.match(real["kern.version"])[1] == real["kern.osrelease"]
+    uname = fakes.sources_json("darwin")["uname"]
+    assert KERN_VERSION.match(uname["version"])[1] == uname["release"] == built["kern.osrelease"]
+
+
+@pytest.mark.parametrize(
+    ("name", "mib"),
+    [
+        ("sysctl-vm.swapusage.txt", (4096.0, 2743.5, 1352.5)),
+        ("sysctl-vm.swapusage-unallocated.txt", (0.0, 0.0, 0.0)),
+    ],
+)
+def test_swapusage_text_of_recorded_macs(name, mib):
+    line = fakes.parse_sysctl_text(recorded_text(name))["vm.swapusage"]
+    total, used, free = (float(x) for x in SWAPUSAGE.match(line).groups())
+    assert (total, used, free) == mib and total == used + free
+    # The built line, which the swap struct is cross-checked against, reads the same way.
+    assert SWAPUSAGE.match(fakes.FakeSysctl().text["vm.swapusage"])
