@@ -117,6 +117,14 @@ def _project(tmp_path: Path, example: str) -> Path:
     return root
 
 
+def _scripts(root: Path, scripts: dict[str, str]) -> Path:
+    """A project folder `root` holding these scripts (file name -> source)."""
+    root.mkdir()
+    for name, source in scripts.items():
+        (root / name).write_text(source)
+    return root
+
+
 # --- the tests -----------------------------------------------------------------------------
 
 
@@ -179,78 +187,65 @@ def test_the_sharding_layout_runs_on_both_hosts_and_only_changes_travel(minis, t
     _nothing_left(cluster)
 
 
-def _rank_values(prom: Prometheus, query: str) -> dict[tuple[str, str], float]:
+def _run_example(cluster, tmp_path: Path, example: str, steps: int) -> dict:
+    """examples/<example>/train.py for `steps` steps on both hosts, succeeded: its record."""
+    out = tmp_path / "out"
+    project = _project(tmp_path, example)
+    result = _run_job(
+        cluster, out, project, ["python", "train.py", "--steps", str(steps)],
+        "--linger", str(LINGER),
+    )  # fmt: skip
+    assert result.returncode == 0, job_failure(result)
+    return _records(out)[-1]
+
+
+def _per_rank(prom: Prometheus, metric: str, selector: str) -> dict[tuple[str, str], float]:
+    """(rank, node) -> the last value of `metric{selector}` in the past 10 minutes."""
+    query = f"last_over_time({metric}{{{selector}}}[10m])"
     return {(s.labels["rank"], s.labels["node"]): s.value for s in prom.query(query)}
 
 
+RANKS = (("0", "mini-red"), ("1", "mini-yellow"))
+
+
 def test_the_instrumented_example_reports_every_step_and_gradient_byte(minis, tmp_path):
-    cluster = minis
     steps = 30
-    out = tmp_path / "out"
-    project = _project(tmp_path, "ddp_track")
-    result = _run_job(
-        cluster, out, project, ["python", "train.py", "--steps", str(steps)],
-        "--linger", str(LINGER),
-    )  # fmt: skip
-    assert result.returncode == 0, job_failure(result)
-    record = _records(out)[-1]
-    job = record["job_id"]
+    record = _run_example(minis, tmp_path, "ddp_track", steps)
     assert record["summary"]["steps"] == steps and record["summary"]["target_steps"] == steps
     assert record["summary"]["allreduce_bytes"] == steps * GRAD_BYTES
 
-    prom = pair_prometheus(cluster)
-    ranks = {("0", "mini-red"), ("1", "mini-yellow")}
-    got = _rank_values(prom, f'last_over_time(trainer_steps_total{{job_id="{job}"}}[10m])')
-    assert got == dict.fromkeys(ranks, steps)
-    got = _rank_values(
-        prom, f'last_over_time(trainer_allreduce_bytes_total{{job_id="{job}"}}[10m])'
-    )
-    assert got == dict.fromkeys(ranks, steps * GRAD_BYTES)
-    got = _rank_values(prom, f'last_over_time(trainer_target_steps{{job_id="{job}"}}[10m])')
-    assert got == dict.fromkeys(ranks, steps)
-    _nothing_left(cluster)
+    prom, job = pair_prometheus(minis), f'job_id="{record["job_id"]}"'
+    assert _per_rank(prom, "trainer_steps_total", job) == dict.fromkeys(RANKS, steps)
+    got = _per_rank(prom, "trainer_allreduce_bytes_total", job)
+    assert got == dict.fromkeys(RANKS, steps * GRAD_BYTES)
+    assert _per_rank(prom, "trainer_target_steps", job) == dict.fromkeys(RANKS, steps)
+    _nothing_left(minis)
 
 
 def test_the_plain_example_is_observed_without_a_line_of_code(minis, tmp_path):
-    cluster = minis
     steps = 20
-    out = tmp_path / "out"
-    project = _project(tmp_path, "ddp_plain")
-    source = (project / "train.py").read_text()
+    source = (EXAMPLES / "ddp_plain" / "train.py").read_text()
     assert "import minicluster" not in source and "from minicluster" not in source
-    result = _run_job(
-        cluster, out, project, ["python", "train.py", "--steps", str(steps)],
-        "--linger", str(LINGER),
-    )  # fmt: skip
-    assert result.returncode == 0, job_failure(result)
-    record = _records(out)[-1]
-    job = record["job_id"]
-    prom = pair_prometheus(cluster)
-    ranks = {("0", "mini-red"), ("1", "mini-yellow")}
+    record = _run_example(minis, tmp_path, "ddp_plain", steps)
+
+    prom, job = pair_prometheus(minis), f'job_id="{record["job_id"]}"'
     # What the script sent: DDP's gradient all-reduce every step, and one 4-byte loss
     # all-reduce at each log step (10 and 20).
-    got = _rank_values(
-        prom, f'last_over_time(trainer_allreduce_bytes_total{{job_id="{job}"}}[10m])'
-    )
-    scraped = prom.query(f'max_over_time(up{{job_id="{job}"}}[10m])')
-    assert got == dict.fromkeys(ranks, steps * GRAD_BYTES), [s.labels for s in scraped]
-    selector = f'job_id="{job}", op="all_reduce"'
-    got = _rank_values(prom, f"last_over_time(trainer_collective_bytes_total{{{selector}}}[10m])")
-    assert got == dict.fromkeys(ranks, 2 * 4)
-    got = _rank_values(prom, f"last_over_time(trainer_collective_calls_total{{{selector}}}[10m])")
-    assert got == dict.fromkeys(ranks, 2)
-    got = _rank_values(prom, f'last_over_time(trainer_exit_code{{job_id="{job}"}}[10m])')
-    assert got == dict.fromkeys(ranks, 0)
+    got = _per_rank(prom, "trainer_allreduce_bytes_total", job)
+    scraped = prom.query(f"max_over_time(up{{{job}}}[10m])")
+    assert got == dict.fromkeys(RANKS, steps * GRAD_BYTES), [s.labels for s in scraped]
+    selector = f'{job}, op="all_reduce"'
+    assert _per_rank(prom, "trainer_collective_bytes_total", selector) == dict.fromkeys(RANKS, 8)
+    assert _per_rank(prom, "trainer_collective_calls_total", selector) == dict.fromkeys(RANKS, 2)
+    assert _per_rank(prom, "trainer_exit_code", job) == dict.fromkeys(RANKS, 0)
     assert record["summary"]["collectives"]["all_reduce"]["bytes"] == 8
-    _nothing_left(cluster)
+    _nothing_left(minis)
 
 
 def test_a_rank_that_raises_fails_the_job_with_its_traceback_and_leaves_nothing(minis, tmp_path):
     cluster = minis
-    root = tmp_path / "boom"
-    root.mkdir()
-    (root / "boom.py").write_text(BOOM)
-    (root / "missing.py").write_text("import a_module_nobody_wrote\n")
+    missing = "import a_module_nobody_wrote\n"
+    root = _scripts(tmp_path / "boom", {"boom.py": BOOM, "missing.py": missing})
     out = tmp_path / "out"
 
     result = _run_job(cluster, out, root, ["python", "boom.py"])
@@ -277,9 +272,7 @@ def test_a_rank_that_raises_fails_the_job_with_its_traceback_and_leaves_nothing(
 
 def test_minicluster_stop_stops_a_running_job_on_both_hosts(minis, tmp_path):
     cluster = minis
-    root = tmp_path / "sleeper"
-    root.mkdir()
-    (root / "sleeper.py").write_text(SLEEPER)
+    root = _scripts(tmp_path / "sleeper", {"sleeper.py": SLEEPER})
     out = tmp_path / "out"
     launcher = subprocess.Popen(
         _run_job_argv(cluster, out, root, ["python", "sleeper.py"]),
