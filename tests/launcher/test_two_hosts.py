@@ -48,6 +48,21 @@ def _job_processes(cluster, host) -> list[psutil.Process]:
     return [p for p, _ in job_processes(cluster, host, JOB_PROCESS_MARKERS)]
 
 
+def _is_rank(process: psutil.Process) -> bool:
+    """A trainer that torchrun started: its parent is torchrun and it has the LOCAL_RANK
+    torchrun gives each worker (torchrun's own command line names the trainer too)."""
+    try:
+        parent = process.parent()
+        return (
+            "-m minicluster.trainer" in " ".join(process.cmdline())
+            and parent is not None
+            and "torch.distributed.run" in " ".join(parent.cmdline())
+            and "LOCAL_RANK" in process.environ()
+        )
+    except psutil.Error:  # gone meanwhile
+        return False
+
+
 def _nic_bytes(cluster, host) -> dict[str, float]:
     """The host exporter's byte counters of its training interface."""
     node = cluster.config.node(host.name)
@@ -193,10 +208,7 @@ def test_ctrl_c_on_make_run_job_leaves_no_trainer_on_either_host(minis, tmp_path
     try:
         for host in cluster.hosts.values():
             wait_until(
-                lambda host=host: any(
-                    "-m minicluster.trainer" in " ".join(p.cmdline())
-                    for p in _job_processes(cluster, host)
-                ),
+                lambda host=host: any(_is_rank(p) for p in _job_processes(cluster, host)),
                 f"a rank on {host.name}",
                 timeout=180,
             )
