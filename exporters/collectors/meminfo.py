@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter import macos
 from minicluster.exporter.collectors.base import Collector, for_platform, register
 from minicluster.exporter.collectors.families import Singles
+from minicluster.exporter.collectors.fieldlayout import FieldLayout
 from minicluster.exporter.collectors.heldfiles import read_text
 
 _PARENTHESES = re.compile(r"\((.*)\)")
@@ -37,21 +38,25 @@ VM_STATISTICS64_FIELDS = (
 XSW_USAGE = struct.Struct("<3QIi")
 
 
+def _locate(words: Sequence[str]) -> list[tuple[int, int, tuple[str, float]]]:
+    """Each line is "Name: number" with " kB" after it, or not (HugePages_Total: 0)."""
+    fields = []
+    for i, word in enumerate(words[:-1]):
+        if word.endswith(":"):
+            key = word[:-1]
+            if "(" in key:
+                key = _PARENTHESES.sub(r"_\1", key)  # Active(anon) -> Active_anon
+            in_kb = i + 2 < len(words) and words[i + 2] == "kB"  # the unit is always kB
+            fields.append((i, i + 1, (f"{key}_bytes", 1024.0) if in_kb else (key, 1.0)))
+    return fields
+
+
+_LAYOUT = FieldLayout(_locate)
+
+
 def parse_meminfo(text: str) -> dict[str, float]:
     """/proc/meminfo -> {"MemTotal_bytes": ..., "HugePages_Total": ...} as node_exporter names."""
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        key, colon, rest = line.partition(":")
-        parts = rest.split()
-        if not colon or not parts:
-            continue
-        if "(" in key:
-            key = _PARENTHESES.sub(r"_\1", key)  # Active(anon) -> Active_anon
-        if len(parts) == 2:  # the unit is always kB
-            values[f"{key}_bytes"] = float(parts[0]) * 1024
-        else:
-            values[key] = float(parts[0])
-    return values
+    return {key: float(number) * scale for (key, scale), number in _LAYOUT.fields(text)}
 
 
 def read_linux() -> dict[str, float]:

@@ -7,12 +7,13 @@ Tcp_CurrEstab), limited to node_exporter's default `--collector.netstat.fields`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from prometheus_client.core import Metric, UnknownMetricFamily
 
 from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
 from minicluster.exporter.collectors.families import Singles
+from minicluster.exporter.collectors.fieldlayout import FieldLayout
 
 # Current node_exporter's default --collector.netstat.fields.
 FIELDS = re.compile(
@@ -84,17 +85,18 @@ def _snmp6_key(name: str) -> tuple[str, str] | None:
     return _SNMP6_KEYS[name]
 
 
+def _locate_snmp6(words: Sequence[str]) -> list[tuple[int, int, tuple[str, str]]]:
+    """Each line is "Ip6InReceives  123": the names at even positions."""
+    keys = ((i, _snmp6_key(words[i])) for i in range(0, len(words) - 1, 2))
+    return [(i, i + 1, key) for i, key in keys if key is not None]
+
+
+_SNMP6_LAYOUT = FieldLayout(_locate_snmp6)
+
+
 def parse_snmp6(text: str) -> dict[tuple[str, str], float]:
     """/proc/net/snmp6: one "Ip6InReceives  123" per line."""
-    values = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) != 2:
-            continue
-        key = _snmp6_key(parts[0])
-        if key is not None:
-            values[key] = float(parts[1])
-    return values
+    return {key: float(number) for key, number in _SNMP6_LAYOUT.fields(text)}
 
 
 def select(values: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:

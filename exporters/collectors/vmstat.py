@@ -8,35 +8,33 @@ through the meminfo collector (`node_memory_swapped_{in,out}_bytes_total`) inste
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from prometheus_client.core import Metric, UnknownMetricFamily
 
 from minicluster.exporter.collectors.base import Collector, register
 from minicluster.exporter.collectors.families import Singles
+from minicluster.exporter.collectors.fieldlayout import FieldLayout
 from minicluster.exporter.collectors.heldfiles import read_text
 
 # node_exporter's --collector.vmstat.fields default.
 FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault).*")
 
 
-# Field name -> whether FIELDS takes it: the same 180 names at every scrape.
-_WANTED: dict[str, bool] = {}
+def _locate(words: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Each line is "name number": the wanted names at even positions."""
+    return [
+        (i, i + 1, words[i])
+        for i in range(0, len(words) - 1, 2)
+        if FIELDS.match(words[i]) and words[i + 1].isdigit()
+    ]
+
+
+_LAYOUT = FieldLayout(_locate)
 
 
 def parse_vmstat(text: str) -> dict[str, int]:
-    values = {}
-    wanted = _WANTED
-    for line in text.splitlines():
-        name, _, number = line.partition(" ")
-        keep = wanted.get(name)
-        if keep is None:
-            if len(wanted) > 10_000:
-                wanted.clear()
-            keep = wanted[name] = bool(FIELDS.match(name))
-        if keep and number.strip().isdigit():
-            values[name] = int(number)
-    return values
+    return {name: int(number) for name, number in _LAYOUT.fields(text)}
 
 
 def read_vmstat() -> dict[str, int]:
