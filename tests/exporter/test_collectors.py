@@ -400,6 +400,20 @@ def test_process_metrics_of_this_process_come_from_psutil():
     assert get("process_cpu_seconds_total") > 0
 
 
+def test_open_descriptors_are_counted_exactly_with_and_without_the_kernels_count(monkeypatch):
+    before = process.open_fd_count()
+    assert before == len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+    files = [os.open("/dev/null", os.O_RDONLY) for _ in range(20)]
+    try:
+        assert process.open_fd_count() == before + 20
+        # A kernel before 6.2 gives 0 as the directory's size: the listing is counted.
+        monkeypatch.setattr(process.os, "stat", lambda path: SimpleNamespace(st_size=0))
+        assert process.open_fd_count() == before + 20
+    finally:
+        for fd in files:
+            os.close(fd)
+
+
 def test_process_metrics_from_a_fake_process():
     fake = SimpleNamespace(
         oneshot=contextlib.nullcontext,
@@ -468,6 +482,12 @@ def test_peer_probe_is_concurrent_and_bounded(blackhole):
     assert [result[f"silent-{i}"] for i in range(3)] == [None, None, None]
     # The silent peers waited out the timeout together: one after the other takes 1.2 s.
     assert 0.35 < elapsed < 1.0
+
+
+def test_a_node_without_peers_probes_nothing_and_publishes_nothing():
+    assert peers.probe_peers([], timeout=0.4) == {}
+    registry = registry_of(peers.PeersCollector(lambda: peers.probe_peers([], 0.4)))
+    assert [m for m in registry.collect() if m.name.startswith("minicluster_peer")] == []
 
 
 def test_vmstat_publishes_node_exporters_default_fields_only():
