@@ -3,8 +3,10 @@
 Why not prometheus_client's `generate_latest`: it validates and escapes every metric and
 label name again at every scrape, which measured 40% of this exporter's scrape CPU (the
 scrape is the hot path; see docs/performance.md). Names and label sets repeat from scrape
-to scrape, so here each series' rendered `name{labels}` and each family's HELP/TYPE lines
-are cached and only values are formatted. Families of types the collectors never produce
+to scrape, so here each family's HELP/TYPE lines and its series' rendered `name{labels}`
+are kept and only values are formatted; a family whose series and values are all as at
+the last scrape (a disk's size, an interface's speed, a collector's success) is sent as
+the same text. Families of types the collectors never produce
 (histograms, summaries, info) are handed to `generate_latest` unchanged.
 Tests check the output parses back, with prometheus_client's parser, to the same samples.
 """
@@ -12,6 +14,7 @@ Tests check the output parses back, with prometheus_client's parser, to the same
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable
 
 from prometheus_client.core import Metric
@@ -19,9 +22,9 @@ from prometheus_client.exposition import generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SIMPLE_TYPES = {"counter": "counter", "gauge": "gauge", "unknown": "untyped"}
-# Series come and go (interfaces, mounts); start afresh rather than grow without bound.
-# A node has a few hundred series; each cached one costs about 200 bytes.
-MAX_CACHED_SERIES = 5_000
+# Families whose last text is kept: a node has about 260 (the textfile collector's come
+# and go); past this many the caches start afresh rather than grow without bound.
+MAX_CACHED_FAMILIES = 2_000
 
 
 def _escape_label_value(value: str) -> str:
@@ -46,16 +49,42 @@ class _Single:
         return [self.family]
 
 
+# A sample is a named tuple (name, labels, value, ...): what identifies its line, and its value.
+_NAME_AND_LABELS = operator.itemgetter(0, 1)
+_VALUE = operator.itemgetter(2)
+
+
+def _line(prefix: str, value: float) -> str:
+    if type(value) is float and value - value == 0.0:  # finite: repr is its text
+        return f"{prefix}{value!r}\n"
+    return f"{prefix}{format_value(value)}\n"
+
+
+class _FamilyText:
+    """A family's last text, and what it was made from."""
+
+    __slots__ = ("ids", "prefixes", "text", "values")
+
+    def __init__(self, ids: list, values: list, prefixes: list[str], text: str):
+        self.ids, self.values, self.prefixes, self.text = ids, values, prefixes, text
+
+
 class TextEncoder:
     def __init__(self) -> None:
-        self._series: dict[tuple, str] = {}
         self._headers: dict[tuple, str] = {}
+        # By family name: (sample name, type, help, head, value, line) of its last scrape.
+        self._singles: dict[str, tuple] = {}
+        self._families: dict[tuple, _FamilyText] = {}
 
     def encode(self, families: Iterable[Metric]) -> bytes:
         out: list[str] = []
-        series = self._series
-        if len(series) > MAX_CACHED_SERIES:
-            series.clear()
+        singles, known = self._singles, self._families
+        if len(singles) > MAX_CACHED_FAMILIES:
+            singles.clear()
+        if len(known) > MAX_CACHED_FAMILIES:
+            known.clear()
+        if len(self._headers) > MAX_CACHED_FAMILIES:
+            self._headers.clear()
         for family in families:
             kind = SIMPLE_TYPES.get(family.type)
             if kind is None:
@@ -63,29 +92,47 @@ class TextEncoder:
                 continue
             samples = family.samples
             if len(samples) == 1 and not samples[0].labels:
-                # A family of one value (most of them): its HELP, TYPE and name in one piece.
+                # A family of one value (most of them): its HELP, TYPE and name in one piece,
+                # and its whole text again while its value stays the same.
                 sample = samples[0]
-                key = (sample.name, family.name, kind, family.documentation)
-                head = series.get(key)
-                if head is None:
-                    head = series[key] = self._header(family, kind) + f"{sample.name} "
-                value = sample.value
-                if type(value) is float and value - value == 0.0:  # finite: repr is its text
-                    out.append(f"{head}{value!r}\n")
+                last = singles.get(family.name)
+                if (
+                    last is None
+                    or last[0] != sample.name
+                    or last[1] != kind
+                    or last[2] != family.documentation
+                ):
+                    head = self._header(family, kind) + f"{sample.name} "
+                elif last[4] == sample.value:
+                    out.append(last[5])
+                    continue
                 else:
-                    out.append(f"{head}{format_value(value)}\n")
+                    head = last[3]
+                line = _line(head, sample.value)
+                # One tuple, replaced whole: concurrent scrapes may encode at once.
+                singles[family.name] = (
+                    sample.name, kind, family.documentation, head, sample.value, line
+                )  # fmt: skip
+                out.append(line)
                 continue
-            out.append(self._header(family, kind))
-            for sample in samples:
-                key = (sample.name, tuple(sample.labels.items()))
-                prefix = series.get(key)
-                if prefix is None:
-                    prefix = series[key] = self._prefix(sample.name, sample.labels)
-                value = sample.value
-                if type(value) is float and value - value == 0.0:
-                    out.append(f"{prefix}{value!r}\n")
-                else:
-                    out.append(f"{prefix}{format_value(value)}\n")
+            # A family with labels: the same series as at the last scrape (compared in C,
+            # list to list) take their rendered names by position, and the same values too
+            # give the same text. Most of a node's labelled series (per CPU, device,
+            # interface, mount, collector) are there at every scrape.
+            key = (family.name, kind, family.documentation)
+            last = known.get(key)
+            ids = list(map(_NAME_AND_LABELS, samples))
+            values = list(map(_VALUE, samples))
+            if last is not None and last.ids == ids:
+                if last.values == values:
+                    out.append(last.text)
+                    continue
+                prefixes = last.prefixes
+            else:
+                prefixes = [self._prefix(name, labels) for name, labels in ids]
+            text = self._header(family, kind) + "".join(map(_line, prefixes, values))
+            known[key] = _FamilyText(ids, values, prefixes, text)
+            out.append(text)
         return "".join(out).encode()
 
     def _header(self, family: Metric, kind: str) -> str:

@@ -98,31 +98,73 @@ def test_encoder_output_parses_back_to_prometheus_clients_samples(tmp_path):
 
     options = make_options(tmp_path)
     for platform, sources in [("linux", linux_sources()), ("darwin", darwin_sources())]:
-        families = ScrapeGuard(build_collectors(options, platform, sources), 5).scrape()
-
+        guard = ScrapeGuard(build_collectors(options, platform, sources), 5)
         encoder = TextEncoder()
-        ours = encoder.encode(families).decode()
-        again = encoder.encode(families).decode()  # from the cache
-        reference = generate_latest(Families(families)).decode()
-        assert ours == again
-        assert samples(ours) == samples(reference)
-        headers = [line for line in ours.splitlines() if line.startswith("#")]
-        assert headers == [line for line in reference.splitlines() if line.startswith("#")]
+        for _ in range(3):  # the first from nothing, the others from what the last one left
+            families = guard.scrape()
+            ours = encoder.encode(families).decode()
+            again = encoder.encode(families).decode()
+            reference = generate_latest(Families(families)).decode()
+            assert ours == again
+            assert samples(ours) == samples(reference)
+            headers = [line for line in ours.splitlines() if line.startswith("#")]
+            assert headers == [line for line in reference.splitlines() if line.startswith("#")]
 
 
-def test_encoder_series_cache_is_bounded():
+def test_encoder_caches_are_bounded():
     from prometheus_client.core import GaugeMetricFamily
 
     from minicluster.exporter import exposition
 
     encoder = TextEncoder()
-    for start in range(0, exposition.MAX_CACHED_SERIES * 2, 1000):
+    for start in range(0, 10_000, 1000):  # interfaces that come and go
         family = GaugeMetricFamily("test_churn", "interfaces that come and go", labels=["dev"])
         for i in range(start, start + 1000):
             family.add_metric([f"veth{i}"], i)
         text = encoder.encode([family]).decode()
         assert value(text, "test_churn", dev=f"veth{start + 999}") == start + 999
-    assert len(encoder._series) <= exposition.MAX_CACHED_SERIES + 1000
+    assert len(encoder._families) == 1  # one family, whatever its series were
+    for i in range(exposition.MAX_CACHED_FAMILIES * 2):  # textfile families that come and go
+        labelled = GaugeMetricFamily(f"test_family_{i}", "one of many", labels=["dev"])
+        labelled.add_metric(["a"], i)
+        single = GaugeMetricFamily(f"test_single_{i}", "one of many", value=i)
+        text = encoder.encode([labelled, single]).decode()
+        assert value(text, f"test_family_{i}", dev="a") == i
+        assert value(text, f"test_single_{i}") == i
+    for cache in (encoder._families, encoder._singles, encoder._headers):
+        assert len(cache) <= exposition.MAX_CACHED_FAMILIES + 2
+
+
+def test_encoder_text_follows_every_change():
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    encoder = TextEncoder()
+
+    def bytes_read(values: dict[str, float]) -> str:
+        family = CounterMetricFamily("test_read_bytes", "read", labels=["device"])
+        for device, number in values.items():
+            family.add_metric([device], number)
+        return encoder.encode([family]).decode()
+
+    assert bytes_read({"sda": 1.0, "sdb": 2.0}) == bytes_read({"sda": 1.0, "sdb": 2.0})
+    changed = bytes_read({"sda": 1.0, "sdb": 3.0})
+    assert value(changed, "test_read_bytes_total", device="sdb") == 3.0
+    swapped = bytes_read({"sdb": 1.0, "sda": 3.0})  # same values, series in another order
+    assert value(swapped, "test_read_bytes_total", device="sda") == 3.0
+    assert value(swapped, "test_read_bytes_total", device="sdb") == 1.0
+    gone = bytes_read({"sda": 1.0})
+    assert "sdb" not in gone and value(gone, "test_read_bytes_total", device="sda") == 1.0
+
+    def load(number: float, help_text: str = "load", kind=GaugeMetricFamily) -> str:
+        return encoder.encode([kind("test_load", help_text, value=number)]).decode()
+
+    assert (
+        load(0.5) == load(0.5) == "# HELP test_load load\n# TYPE test_load gauge\ntest_load 0.5\n"
+    )
+    assert value(load(0.75), "test_load") == 0.75
+    assert value(load(float("nan")), "test_load") != value(load(float("nan")), "test_load")
+    assert "# HELP test_load the load\n" in load(0.75, "the load")  # new help, same value
+    assert "test_load_total 0.75\n" in load(0.75, "the load", CounterMetricFamily)
 
 
 def test_encoder_escapes_label_values_and_formats_special_values():
