@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any, ClassVar, TypeVar
 
 from prometheus_client.core import Metric
 
@@ -86,16 +86,19 @@ def read_optional(path: str) -> str | None:
         raise
 
 
+T = TypeVar("T")
+
+
 class _Collection:
-    """Files read during the current collection, so collectors that share a source (cpu,
-    stat and boottime all read /proc/stat) read it once per scrape. Outside a collection
-    (a collector called directly) nothing is kept."""
+    """What was read during the current collection, so collectors that share a source (cpu,
+    stat and boottime all read /proc/stat; netdev and netclass list /sys/class/net) read it
+    once per scrape. Outside a collection (a collector called directly) nothing is kept."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.generation = 0
         self.active = False
-        self.texts: dict[str, tuple[int, str]] = {}
+        self.texts: dict[Hashable, tuple[int, Any]] = {}
 
 
 _COLLECTION = _Collection()
@@ -114,17 +117,22 @@ def end_collection() -> None:
         _COLLECTION.texts.clear()
 
 
-def read_once(path: str) -> str:
-    """The file's text, read at most once per collection."""
+def once_per_collection(key: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()`, computed at most once per collection for each `key`."""
     state = _COLLECTION
     with state.lock:
         generation, active = state.generation, state.active
-        hit = state.texts.get(path)
+        hit = state.texts.get(key)
     if active and hit is not None and hit[0] == generation:
         return hit[1]
-    text = heldfiles.FILES.read(path)
+    result = compute()
     if active:
         with state.lock:
             if state.active and state.generation == generation:
-                state.texts[path] = (generation, text)
-    return text
+                state.texts[key] = (generation, result)
+    return result
+
+
+def read_once(path: str) -> str:
+    """The file's text, read at most once per collection."""
+    return once_per_collection(path, lambda: heldfiles.FILES.read(path))

@@ -1,6 +1,6 @@
 """gpu (macOS): `minicluster_gpu_utilization_ratio{gpu}` from IOAccelerator's statistics.
 
-`ioreg -r -d 1 -c IOAccelerator` lists each GPU with a `PerformanceStatistics`
+`ioreg -r -d 1 -w 0 -c IOAccelerator` lists each GPU with a `PerformanceStatistics`
 dictionary whose "Device Utilization %" is what Activity Monitor's GPU history shows;
 it needs no root (power does: powermetrics). `gpu` is the accelerator's position.
 """

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from minicluster.exporter import macos
-from minicluster.exporter.collectors.base import Collector, for_platform, register
+from minicluster.exporter.collectors.base import (
+    Collector,
+    for_platform,
+    once_per_collection,
+    register,
+)
 from minicluster.exporter.collectors.families import add_sample, labeled
 from minicluster.exporter.collectors.heldfiles import forget_files, read_many, read_text
 
@@ -89,15 +94,20 @@ def parse_proc_net_dev(text: str) -> Counters:
     return result
 
 
+def _list_devices(root: str) -> list[tuple[str, int]]:
+    # Devices are symbolic links (no stat needed); bonding_masters is a file beside them.
+    return sorted((e.name, e.inode()) for e in os.scandir(root) if e.is_symlink() or e.is_dir())
+
+
 def net_devices(root: str, known: set[tuple[str, int]]) -> list[tuple[str, int]]:
     """The devices in `root` (/sys/class/net) by name and inode, sorted.
 
     The held descriptors of a device that is gone are closed: a device moved to another
     network namespace keeps its sysfs files alive under the same path, and a new device
     here by that name must not be read through them. `known` is the caller's last set.
+    The list is listed once per collection and shared by its callers: none changes it.
     """
-    # Devices are symbolic links (no stat needed); bonding_masters is a file beside them.
-    devices = sorted((e.name, e.inode()) for e in os.scandir(root) if e.is_symlink() or e.is_dir())
+    devices = once_per_collection(("net devices", root), lambda: _list_devices(root))
     current = set(devices)
     for name, _ in known - current:
         forget_files(f"{root}/{name}/")

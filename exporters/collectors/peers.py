@@ -44,6 +44,8 @@ def _start_connect(peer: Peer) -> socket.socket | None:
 def probe_peers(peers: list[Peer], timeout: float) -> dict[str, float | None]:
     """Connect time in seconds per peer name, or None for a peer that did not accept."""
     results: dict[str, float | None] = {peer.name: None for peer in peers}
+    if not peers:
+        return results  # a one-node cluster: not even a selector to make
     selector = selectors.DefaultSelector()
     deadline = time.perf_counter() + timeout
     try:
