@@ -11,12 +11,15 @@ come from the cluster PKI (`ensure_pki`, in a temporary folder) and one web-conf
 exporter-toolkit's format serves both exporters (`--skip-tls` leaves these two out).
 The client behaves like Prometheus: one keep-alive connection per scraper (over TLS: one
 handshake with the client certificate, then requests on that connection), Prometheus'
-Accept header and `Accept-Encoding: gzip`. For each exporter, one after the other:
+Accept header and `Accept-Encoding: gzip`. Every exporter is started first, then:
 
-1. 200 sequential scrapes (what Prometheus does: one scrape at a time per target),
-2. `--scrapes` scrapes at `--concurrency` (latency median/p99, CPU seconds per scrape from
-   the exporter's own CPU time, errors),
-3. `--soak` scrapes at the same concurrency, sampling the exporter's RSS every tenth.
+1. sequential scrapes (what Prometheus does: one scrape at a time per target), in
+   `ROUNDS` rounds of `ROUND_SCRAPES` per exporter, taking turns, so a machine that gets
+   busier or quieter during the run (a shared VM does) weighs on every exporter alike
+   (each round starts with one scrape that is not counted);
+2. for each exporter, one after the other: `--scrapes` scrapes at `--concurrency`
+   (latency median/p99, CPU seconds per scrape from the exporter's own CPU time, errors),
+3. then `--soak` scrapes at the same concurrency, sampling the exporter's RSS every tenth.
 
 Prints a rich table with the ratios (ours over node_exporter's plain-HTTP scrape, and the
 TLS scrape over the same exporter's plain one); docs/performance.md has the numbers of a run
@@ -55,7 +58,8 @@ HEADERS = {
     "Accept-Encoding": "gzip",
     "X-Prometheus-Scrape-Timeout-Seconds": "10",
 }
-SEQUENTIAL_SCRAPES = 200
+ROUNDS, ROUND_SCRAPES = 10, 40
+SEQUENTIAL_SCRAPES = ROUNDS * ROUND_SCRAPES
 BENCH_NODE = {"name": "bench", "address": "127.0.0.1", "role": "master", "ssh_user": "bench"}
 
 
@@ -76,6 +80,14 @@ class Phase:
     def quantile(self, q: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def add(self, other: Phase) -> None:
+        """Count another round of the same phase in this one."""
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.cpu_seconds += other.cpu_seconds
+        self.series = self.series or other.series
+        self.rss_samples += other.rss_samples
 
 
 class Scraper:
@@ -250,25 +262,66 @@ class Target:
     tls: ssl.SSLContext | None = None
 
 
-def measure(target: Target, args, console: Console) -> dict:
-    name, tls = target.name, target.tls
+@dataclass
+class Running:
+    target: Target
+    port: int
+    process: subprocess.Popen
+    proc: psutil.Process
+
+
+def start(target: Target) -> Running:
     port = free_port()
     process = target.start(port)
     try:
-        wait_ready(port, process, tls)
-        proc = psutil.Process(process.pid)
-        console.print(f"[bold]{name}[/]: sequential {SEQUENTIAL_SCRAPES} scrapes")
-        sequential = run_phase(port, proc, SEQUENTIAL_SCRAPES, 1, tls=tls)
-        console.print(f"[bold]{name}[/]: {args.scrapes} scrapes at concurrency {args.concurrency}")
-        loaded = run_phase(port, proc, args.scrapes, args.concurrency, tls=tls)
-        console.print(f"[bold]{name}[/]: {args.soak} scrapes for RSS")
-        soak = run_phase(
-            port, proc, args.soak, args.concurrency, rss_every=args.soak // 10, tls=tls
-        )
-    finally:
+        wait_ready(port, process, target.tls)
+    except BaseException:
         process.terminate()
-        process.wait(10)
-    return {"sequential": sequential, "loaded": loaded, "soak": soak}
+        raise
+    return Running(target, port, process, psutil.Process(process.pid))
+
+
+def sequential_rounds(running: list[Running], console: Console) -> dict[str, Phase]:
+    """ROUNDS rounds of ROUND_SCRAPES one-at-a-time scrapes per exporter, taking turns."""
+    console.print(
+        f"[bold]sequential[/]: {ROUNDS} rounds of {ROUND_SCRAPES} scrapes per exporter, in turn"
+    )
+    phases = {r.target.name: Phase() for r in running}
+    for _ in range(ROUNDS):
+        for r in running:
+            # Not counted: the first scrape after another exporter's round finds this one's
+            # caches taken by the other, which no back-to-back scrape does.
+            run_phase(r.port, r.proc, 1, 1, tls=r.target.tls)
+            phases[r.target.name].add(run_phase(r.port, r.proc, ROUND_SCRAPES, 1, tls=r.target.tls))
+    return phases
+
+
+def measure_loaded(r: Running, args, console: Console) -> dict:
+    name, tls = r.target.name, r.target.tls
+    console.print(f"[bold]{name}[/]: {args.scrapes} scrapes at concurrency {args.concurrency}")
+    loaded = run_phase(r.port, r.proc, args.scrapes, args.concurrency, tls=tls)
+    console.print(f"[bold]{name}[/]: {args.soak} scrapes for RSS")
+    soak = run_phase(
+        r.port, r.proc, args.soak, args.concurrency, rss_every=args.soak // 10, tls=tls
+    )
+    return {"loaded": loaded, "soak": soak}
+
+
+def measure(targets: list[Target], args, console: Console) -> dict[str, dict]:
+    running: list[Running] = []
+    try:
+        for target in targets:
+            running.append(start(target))
+        sequential = sequential_rounds(running, console)
+        results = {}
+        for r in running:
+            results[r.target.name] = {"sequential": sequential[r.target.name]}
+            results[r.target.name] |= measure_loaded(r, args, console)
+        return results
+    finally:
+        for r in running:
+            r.process.terminate()
+            r.process.wait(10)
 
 
 def ms(seconds: float) -> str:
@@ -397,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
                     tls.context,
                 ),
             ]
-        results = {target.name: measure(target, args, console) for target in targets}
+        results = measure(targets, args, console)
     report(results, args, console)
     return 0
 
