@@ -15,6 +15,8 @@ from prometheus_client.samples import Sample
 # Families of one value by (type, name, help): their fields, and their one sample's name
 # and the fields after its value (timestamp, exemplar, ...: all empty).
 _SINGLE: dict[tuple[type, str, str], tuple[dict[str, Any], str, tuple]] = {}
+# The same key: the value and family of the last call.
+_LAST: dict[tuple[type, str, str], tuple[float, Metric]] = {}
 MAX_SINGLE_FAMILIES = 10_000  # names are fixed by the code, bar textfile and kernel fields
 # Sample is a named tuple; tuple.__new__ skips its Python-level __new__ (same object).
 _new_tuple = tuple.__new__
@@ -26,9 +28,14 @@ def single(kind: type[Metric], name: str, documentation: str, value: float) -> M
 
     prometheus_client checks the name again for every family, and a scrape builds some
     260 families of one value. The first family of each name is built and checked by
-    prometheus_client itself; later ones take its fields and a fresh sample.
+    prometheus_client itself; later ones take its fields and a fresh sample. While the
+    value stays the same, the family of the last call is handed out again (nothing
+    changes a family once collected; most of a node's values hold still between scrapes).
     """
     key = (kind, name, documentation)
+    last = _LAST.get(key)
+    if last is not None and last[0] == value and type(last[0]) is type(value):
+        return last[1]
     known = _SINGLE.get(key)
     if known is None:
         family = kind(name, documentation, value=value)
@@ -43,6 +50,9 @@ def single(kind: type[Metric], name: str, documentation: str, value: float) -> M
     family = kind.__new__(kind)
     family.__dict__ = fields.copy()
     family.samples = [_new_tuple(Sample, (sample_name, {}, value, *tail))]
+    if len(_LAST) >= MAX_SINGLE_FAMILIES:
+        _LAST.clear()
+    _LAST[key] = (value, family)  # one tuple, replaced whole
     return family
 
 
@@ -56,8 +66,12 @@ class Singles:
     def __init__(self, describe: Callable[[Any], tuple[type[Metric], str, str]]):
         self.describe = describe
         self.known: dict[Hashable, tuple[type[Metric], dict[str, Any], str, tuple]] = {}
+        self.last: dict[Hashable, tuple[float, Metric]] = {}  # as single()'s
 
     def __call__(self, key: Hashable, value: float) -> Metric:
+        last = self.last.get(key)
+        if last is not None and last[0] == value and type(last[0]) is type(value):
+            return last[1]
         known = self.known.get(key)
         if known is None:
             kind, name, documentation = self.describe(key)
@@ -72,6 +86,9 @@ class Singles:
         family = kind.__new__(kind)
         family.__dict__ = fields.copy()
         family.samples = [_new_tuple(Sample, (sample_name, {}, value, *tail))]
+        if len(self.last) >= MAX_SINGLE_FAMILIES:
+            self.last.clear()
+        self.last[key] = (value, family)
         return family
 
 

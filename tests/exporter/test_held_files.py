@@ -212,6 +212,29 @@ def test_a_family_of_one_value_is_the_one_prometheus_client_builds(kind, by_key)
         families.Singles(lambda field: (kind, "", "A value."))("bad", 1.0)
 
 
+@pytest.mark.parametrize("by_key", [False, True])
+def test_a_family_of_one_value_is_handed_out_again_while_its_value_holds(by_key):
+    by_field = families.Singles(lambda field: (GaugeMetricFamily, f"node_test_{field}", "A."))
+
+    def family(value):
+        if by_key:
+            return by_field("held", value)
+        return families.single(GaugeMetricFamily, "node_test_held", "A.", value)
+
+    first, second = family(1.0), family(1.0)
+    again = family(1.0)
+    assert again is second  # built once the template is known, then handed out again
+    changed = family(2.5)
+    assert changed is not again and changed.samples[0].value == 2.5
+    assert again.samples[0].value == 1.0  # the family handed out before is left as it was
+    assert family(2.5) is changed
+    as_int = family(2)  # equal to 2.0 but written "2": not the float's family
+    assert family(2.0) is not as_int and family(2).samples[0].value == 2
+    nan = family(float("nan"))
+    assert family(float("nan")) is not nan  # NaN equals nothing: built each time
+    assert first.samples[0].value == 1.0
+
+
 def test_the_mount_table_is_parsed_again_only_when_it_changes(tmp_path):
     table = tmp_path / "mounts"
     table.write_text("/dev/sda1 / ext4 rw 0 0\n")
