@@ -75,9 +75,15 @@ class TextEncoder:
         # By family name: (sample name, type, help, head, value, line) of its last scrape.
         self._singles: dict[str, tuple] = {}
         self._families: dict[tuple, _FamilyText] = {}
+        # By id(): the families of the last scrape, each with its text.
+        self._seen: dict[int, tuple[Metric, str]] = {}
 
     def encode(self, families: Iterable[Metric]) -> bytes:
         out: list[str] = []
+        # A family handed out again (families.single while its value holds, netclass while
+        # no link changed) is the very same object: its line is known without reading it,
+        # which matters on a node where the scrape's objects are out of the CPU's caches.
+        seen, now = self._seen, {}
         singles, known = self._singles, self._families
         if len(singles) > MAX_CACHED_FAMILIES:
             singles.clear()
@@ -86,6 +92,11 @@ class TextEncoder:
         if len(self._headers) > MAX_CACHED_FAMILIES:
             self._headers.clear()
         for family in families:
+            hit = seen.get(id(family))
+            if hit is not None and hit[0] is family:
+                out.append(hit[1])
+                now[id(family)] = hit
+                continue
             kind = SIMPLE_TYPES.get(family.type)
             if kind is None:
                 out.append(generate_latest(_Single(family)).decode())
@@ -105,6 +116,7 @@ class TextEncoder:
                     head = self._header(family, kind) + f"{sample.name} "
                 elif last[4] == sample.value:
                     out.append(last[5])
+                    now[id(family)] = (family, last[5])
                     continue
                 else:
                     head = last[3]
@@ -114,6 +126,7 @@ class TextEncoder:
                     sample.name, kind, family.documentation, head, sample.value, line
                 )  # fmt: skip
                 out.append(line)
+                now[id(family)] = (family, line)
                 continue
             # A family with labels: the same series as at the last scrape (compared in C,
             # list to list) take their rendered names by position, and the same values too
@@ -126,6 +139,7 @@ class TextEncoder:
             if last is not None and last.ids == ids:
                 if last.values == values:
                     out.append(last.text)
+                    now[id(family)] = (family, last.text)
                     continue
                 prefixes = last.prefixes
             else:
@@ -133,6 +147,8 @@ class TextEncoder:
             text = self._header(family, kind) + "".join(map(_line, prefixes, values))
             known[key] = _FamilyText(ids, values, prefixes, text)
             out.append(text)
+            now[id(family)] = (family, text)
+        self._seen = now  # replaced whole; holds the families, so no id is reused meanwhile
         return "".join(out).encode()
 
     def _header(self, family: Metric, kind: str) -> str:
