@@ -11,6 +11,7 @@ import psutil
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import Collector, for_platform, read_once, register
+from minicluster.exporter.collectors.families import single
 
 
 def parse_btime(text: str) -> float:
@@ -32,6 +33,9 @@ class BoottimeCollector(Collector):
         return for_platform(linux=read_linux, darwin=psutil.boot_time)
 
     def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "node_boot_time_seconds", "Node boot time, in unixtime.", value=self.source()
+        yield single(
+            GaugeMetricFamily,
+            "node_boot_time_seconds",
+            "Node boot time, in unixtime.",
+            self.source(),
         )

@@ -76,15 +76,17 @@ class ConntrackCollector(Collector):
         table = self.source()
         if table is None:
             return
-        yield GaugeMetricFamily(
+        yield single(
+            GaugeMetricFamily,
             "node_nf_conntrack_entries",
             "Number of currently allocated flow entries for connection tracking.",
-            value=table.entries,
+            table.entries,
         )
-        yield GaugeMetricFamily(
+        yield single(
+            GaugeMetricFamily,
             "node_nf_conntrack_entries_limit",
             "Maximum size of connection tracking table.",
-            value=table.limit,
+            table.limit,
         )
         for name, value in table.stats.items():
             yield single(GaugeMetricFamily, f"node_nf_conntrack_stat_{name}", STATS[name], value)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+from minicluster.exporter.collectors.families import single
 from minicluster.exporter.collectors.heldfiles import read_text
 
 RANDOM = "/proc/sys/kernel/random"
@@ -35,7 +36,12 @@ class EntropyCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         available, pool = self.source()
-        yield GaugeMetricFamily(
-            "node_entropy_available_bits", "Bits of available entropy.", value=available
+        yield single(
+            GaugeMetricFamily,
+            "node_entropy_available_bits",
+            "Bits of available entropy.",
+            available,
         )
-        yield GaugeMetricFamily("node_entropy_pool_size_bits", "Bits of entropy pool.", value=pool)
+        yield single(
+            GaugeMetricFamily, "node_entropy_pool_size_bits", "Bits of entropy pool.", pool
+        )

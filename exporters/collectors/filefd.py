@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, register
+from minicluster.exporter.collectors.families import single
 from minicluster.exporter.collectors.heldfiles import read_text
 
 FILE_NR = "/proc/sys/fs/file-nr"
@@ -32,9 +33,15 @@ class FilefdCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         allocated, maximum = self.source()
-        yield GaugeMetricFamily(
-            "node_filefd_allocated", "File descriptor statistics: allocated.", value=allocated
+        yield single(
+            GaugeMetricFamily,
+            "node_filefd_allocated",
+            "File descriptor statistics: allocated.",
+            allocated,
         )
-        yield GaugeMetricFamily(
-            "node_filefd_maximum", "File descriptor statistics: maximum.", value=maximum
+        yield single(
+            GaugeMetricFamily,
+            "node_filefd_maximum",
+            "File descriptor statistics: maximum.",
+            maximum,
         )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.families import single
 
 
 @register
@@ -19,6 +20,6 @@ class LoadavgCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         one, five, fifteen = self.source()
-        yield GaugeMetricFamily("node_load1", "1m load average.", value=one)
-        yield GaugeMetricFamily("node_load5", "5m load average.", value=five)
-        yield GaugeMetricFamily("node_load15", "15m load average.", value=fifteen)
+        yield single(GaugeMetricFamily, "node_load1", "1m load average.", one)
+        yield single(GaugeMetricFamily, "node_load5", "5m load average.", five)
+        yield single(GaugeMetricFamily, "node_load15", "15m load average.", fifteen)

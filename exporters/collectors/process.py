@@ -16,6 +16,7 @@ import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.families import single
 from minicluster.exporter.collectors.heldfiles import read_text
 
 
@@ -98,29 +99,39 @@ class ProcessCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self.source()
-        yield CounterMetricFamily(
+        yield single(
+            CounterMetricFamily,
             "process_cpu_seconds_total",
             "Total user and system CPU time spent in seconds.",
-            value=stats.cpu_seconds,
+            stats.cpu_seconds,
         )
-        yield GaugeMetricFamily(
+        yield single(
+            GaugeMetricFamily,
             "process_resident_memory_bytes",
             "Resident memory size in bytes.",
-            value=stats.resident_bytes,
+            stats.resident_bytes,
         )
-        yield GaugeMetricFamily(
+        yield single(
+            GaugeMetricFamily,
             "process_virtual_memory_bytes",
             "Virtual memory size in bytes.",
-            value=stats.virtual_bytes,
+            stats.virtual_bytes,
         )
-        yield GaugeMetricFamily(
-            "process_open_fds", "Number of open file descriptors.", value=stats.open_fds
+        yield single(
+            GaugeMetricFamily,
+            "process_open_fds",
+            "Number of open file descriptors.",
+            stats.open_fds,
         )
-        yield GaugeMetricFamily(
-            "process_max_fds", "Maximum number of open file descriptors.", value=stats.max_fds
+        yield single(
+            GaugeMetricFamily,
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            stats.max_fds,
         )
-        yield GaugeMetricFamily(
+        yield single(
+            GaugeMetricFamily,
             "process_start_time_seconds",
             "Start time of the process since unix epoch in seconds.",
-            value=stats.start_time,
+            stats.start_time,
         )

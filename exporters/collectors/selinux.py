@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import LINUX_ONLY, Collector, read_optional, register
+from minicluster.exporter.collectors.families import single
 
 ENFORCE = "/sys/fs/selinux/enforce"
 CONFIG = "/etc/selinux/config"
@@ -51,20 +52,23 @@ class SelinuxCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         state = self.source()
-        yield GaugeMetricFamily(
+        yield single(
+            GaugeMetricFamily,
             "node_selinux_enabled",
             "SELinux is enabled, 1 is true, 0 is false",
-            value=1.0 if state.enabled else 0.0,
+            1.0 if state.enabled else 0.0,
         )
         if not state.enabled:
             return
-        yield GaugeMetricFamily(
+        yield single(
+            GaugeMetricFamily,
             "node_selinux_config_mode",
             "Configured SELinux enforcement mode",
-            value=state.config_mode,
+            state.config_mode,
         )
-        yield GaugeMetricFamily(
+        yield single(
+            GaugeMetricFamily,
             "node_selinux_current_mode",
             "Current SELinux enforcement mode",
-            value=state.current_mode,
+            state.current_mode,
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from minicluster.exporter.collectors.base import Collector, register
+from minicluster.exporter.collectors.families import single
 
 CLOCKSOURCE_DIR = "/sys/devices/system/clocksource"
 # The kernel switches clocksource only when one proves unstable; looking every minute
@@ -75,8 +76,11 @@ class TimeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         clock = self.source()
-        yield GaugeMetricFamily(
-            "node_time_seconds", "System time in seconds since epoch (1970).", value=clock.seconds
+        yield single(
+            GaugeMetricFamily,
+            "node_time_seconds",
+            "System time in seconds since epoch (1970).",
+            clock.seconds,
         )
         zone = GaugeMetricFamily(
             "node_time_zone_offset_seconds",
