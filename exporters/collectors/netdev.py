@@ -188,17 +188,32 @@ class NetdevCollector(Collector):
     def default_source(self):
         return for_platform(linux=LinuxNetdev(), darwin=read_darwin)
 
+    def __init__(self, source=None):
+        super().__init__(source)
+        # Field -> its (device, value) pairs and family at the last scrape: a counter that
+        # held still on every device (errors, drops, most of them between two scrapes)
+        # gives the very same family again.
+        self._last: dict[str, tuple[tuple, Metric]] = {}
+
     def collect(self) -> Iterator[Metric]:
-        families = {
-            field: labeled(
-                CounterMetricFamily,
-                f"node_network_{field}_total",
-                f"Network device statistic {field}.",
-                ("device",),
-            )
-            for field in FIELDS
-        }
-        for device, fields in sorted(self.source().items()):
-            for field, value in fields.items():
-                add_sample(families[field], {"device": device}, value)
-        yield from (family for family in families.values() if family.samples)
+        devices = sorted(self.source().items())
+        last, now = self._last, {}
+        for field in FIELDS:
+            pairs = tuple((device, fields[field]) for device, fields in devices if field in fields)
+            if not pairs:
+                continue
+            hit = last.get(field)
+            if hit is not None and hit[0] == pairs:
+                family = hit[1]
+            else:
+                family = labeled(
+                    CounterMetricFamily,
+                    f"node_network_{field}_total",
+                    f"Network device statistic {field}.",
+                    ("device",),
+                )
+                for device, value in pairs:
+                    add_sample(family, {"device": device}, value)
+            now[field] = (pairs, family)
+            yield family
+        self._last = now

@@ -185,6 +185,31 @@ def test_diskstats_every_column_of_whole_disks():
     assert devices == {"nvme0n1", "dm-0", "sda"}
 
 
+def test_netdev_follows_every_change_and_hands_back_what_held_still():
+    counters = {
+        "eth0": {"receive_bytes": 100, "receive_errs": 0},
+        "lo": {"receive_bytes": 7, "receive_errs": 0},
+    }
+    collector = netdev.NetdevCollector(lambda: {d: dict(f) for d, f in counters.items()})
+    first = {family.name: family for family in collector.collect()}
+    counters["eth0"]["receive_bytes"] = 250
+    second = {family.name: family for family in collector.collect()}
+    errs, received = "node_network_receive_errs", "node_network_receive_bytes"
+    assert second[errs] is first[errs]  # held still on every device
+    assert {s.labels["device"]: s.value for s in second[received].samples} == {
+        "eth0": 250,
+        "lo": 7,
+    }
+    assert {s.labels["device"]: s.value for s in first[received].samples}["eth0"] == 100
+    counters["wlan0"] = {"receive_bytes": 1, "receive_errs": 0}  # a device that appeared
+    third = {family.name: family for family in collector.collect()}
+    assert third[errs] is not second[errs]
+    assert [s.labels["device"] for s in third[errs].samples] == ["eth0", "lo", "wlan0"]
+    del counters["lo"]  # and one that went away
+    fourth = {family.name: family for family in collector.collect()}
+    assert [s.labels["device"] for s in fourth[errs].samples] == ["eth0", "wlan0"]
+
+
 def test_netdev_linux_every_column():
     registry = registry_of(netdev.NetdevCollector(fakes.linux_sources()["netdev"]))
     get = registry.get_sample_value
