@@ -30,6 +30,11 @@ from minicluster.core.config import ConfigError
 # Bounds the handshake and every later read or write of one connection: a scrape is a
 # few kilobytes, and a client that trickles bytes must not hold a thread for long.
 CONNECTION_SECONDS = 10.0
+# Connections served at once; one more is closed as soon as it is accepted. Each holds a
+# thread of the training process for up to CONNECTION_SECONDS, and a rank has one or two
+# scrapers (Prometheus, `minicluster top`): anyone on the LAN opening thousands must not
+# cost the training its memory or its threads.
+MAX_CONNECTIONS = 32
 
 
 @dataclass(frozen=True)
@@ -82,17 +87,32 @@ class _QuietHandler(WSGIRequestHandler):
 
 class _TlsServer(ThreadingWSGIServer):
     context: ssl.SSLContext
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request: socket.socket, client_address) -> None:
+        # In the accepting thread: past the cap, closed before a thread is started for it.
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread took the slot (one could not be started)
+            self.slots.release()
+            raise
 
     def process_request_thread(self, request: socket.socket, client_address) -> None:
         # Runs in the connection's thread (ThreadingMixIn), so a slow handshake holds
         # only this connection.
         try:
-            request.settimeout(CONNECTION_SECONDS)
-            secure = self.context.wrap_socket(request, server_side=True)
-        except OSError:  # refused or too slow: the client learns it from the TLS alert
-            self.shutdown_request(request)
-            return
-        super().process_request_thread(secure, client_address)
+            try:
+                request.settimeout(CONNECTION_SECONDS)
+                secure = self.context.wrap_socket(request, server_side=True)
+            except OSError:  # refused or too slow: the client learns it from the TLS alert
+                self.shutdown_request(request)
+                return
+            super().process_request_thread(secure, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request, client_address) -> None:
         # A client that drops or stalls mid-request is not the rank's error; a bug is.
@@ -113,6 +133,7 @@ def serve(address: str, port: int, registry: CollectorRegistry, files: TlsFiles)
     )[0]
     Server.address_family = family  # an IPv6 training address needs an AF_INET6 socket
     Server.context = context
+    Server.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
     server = make_server(address, port, make_wsgi_app(registry), Server, _QuietHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

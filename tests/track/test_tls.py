@@ -157,6 +157,42 @@ def test_the_cluster_prometheus_certificate_reads_the_rank_and_no_one_else(
     assert "Traceback" not in capfd.readouterr().err  # refused clients leave no traces
 
 
+def test_a_flood_of_connections_holds_at_most_the_cap_and_the_rank_recovers(cluster, monkeypatch):
+    from minicluster.track import tls
+
+    monkeypatch.setattr(tls, "MAX_CONNECTIONS", 4)
+    t = track.start(total_steps=10, settings=s.resolve(cluster.env()))
+    port, ca = t.sink.port, cluster.pki.ca_cert
+
+    def scrape(timeout: float = 5) -> int:
+        return requests.get(
+            f"https://127.0.0.1:{port}/metrics",
+            cert=cluster.client(),
+            verify=str(ca),
+            timeout=timeout,
+        ).status_code
+
+    assert scrape() == 200
+    threads_before = len(psutil.Process().threads())
+    # Connections that never say hello: the first four each hold a slot (and a thread)...
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+    wait_until(lambda: len(psutil.Process().threads()) >= threads_before + 4, "four held slots", 10)
+    # ...and every one past them is closed at once, with no thread started for it.
+    flood = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(12)]
+    try:
+        started = time.monotonic()
+        for extra in flood:
+            assert extra.recv(1) == b""  # closed by the rank, long before the 10 s limit
+        assert time.monotonic() - started < 5
+        assert len(psutil.Process().threads()) <= threads_before + 4
+    finally:
+        for sock in flood + held:
+            sock.close()
+    # The held ones gone, Prometheus' scrape is answered again.
+    wait_until(lambda: scrape() == 200, "a scrape answered after the flood", 15)
+    t.close()
+
+
 def one_line_failure(result: subprocess.CompletedProcess, missing: Path) -> str:
     lines = (result.stdout + result.stderr).strip().splitlines()
     assert result.returncode == 2, lines
