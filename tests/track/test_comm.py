@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -142,3 +144,31 @@ def test_the_staged_path_under_observation_counts_as_gradient_all_reduce_only(gr
     staged.sync()
     assert (t.stats.comm.calls, t.stats.comm.bytes) == (1, GRAD_BYTES)
     assert collectives.STATS.calls == {"broadcast": broadcasts}
+
+
+def test_collectives_in_future_callbacks_on_another_thread_are_counted_within_the_block(group):
+    """PowerSGD's later all-reduces run in callbacks of earlier futures, on the thread that
+    completes them (gloo's own), where the caller's capture is absent."""
+    collectives.install_capture()
+    tensor = torch.ones(256)  # 1024 bytes
+    then = torch._C.Future.then
+
+    def launched_from(block: bool) -> list[int]:
+        counted: list[int] = []
+        future: torch.futures.Future = torch.futures.Future()
+        callback = lambda done: dist.all_reduce(tensor) or done.value()  # noqa: E731
+        if block:
+            with collectives.capture_callbacks(counted.append):
+                chained = future.then(callback)
+        else:
+            chained = future.then(callback)
+        completer = threading.Thread(target=future.set_result, args=(7,))
+        completer.start()
+        completer.join()
+        assert chained.wait() == 7
+        return counted
+
+    assert launched_from(block=True) == [1024]
+    assert torch._C.Future.then is then  # the patch lasts the block only
+    assert launched_from(block=False) == []  # outside it nothing is captured
+    assert collectives.STATS.calls.get("all_reduce", 0) == 0  # and nothing counted loose
