@@ -135,3 +135,12 @@ def test_a_server_name_the_certificate_does_not_carry_is_refused_by_the_client(p
     with pytest.raises(ssl.SSLCertVerificationError, match="mini-red"):
         exchange(context, server.port, "mini-red")
     assert server.next_outcome().startswith("refused")
+
+
+def test_a_node_certificate_is_refused_as_a_client(pki, server):
+    """A node's certificate only serves: whoever holds a Mini's key cannot scrape with it."""
+    context = client_context(pki, pki.node_cert("mini-red"), pki.node_key("mini-red"))
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        assert exchange(context, server.port, "127.0.0.1") == b""
+    outcome = server.next_outcome()
+    assert outcome.startswith("refused") and "unsuitable certificate purpose" in outcome, outcome
