@@ -72,17 +72,18 @@ class _FamilyText:
 class TextEncoder:
     def __init__(self) -> None:
         self._headers: dict[tuple, str] = {}
-        # By family name: (sample name, type, help, head, value, line) of its last scrape.
-        self._singles: dict[str, tuple] = {}
+        # Families of one value: their HELP and TYPE lines and sample name, in one piece.
+        self._singles: dict[tuple, str] = {}
         self._families: dict[tuple, _FamilyText] = {}
         # By id(): the families of the last scrape, each with its text.
         self._seen: dict[int, tuple[Metric, str]] = {}
 
     def encode(self, families: Iterable[Metric]) -> bytes:
         out: list[str] = []
-        # A family handed out again (families.single while its value holds, netclass while
-        # no link changed) is the very same object: its line is known without reading it,
-        # which matters on a node where the scrape's objects are out of the CPU's caches.
+        # A family handed out again (families.single while its value holds, netdev's and
+        # netclass's while nothing changed) is the very same object: its text is known
+        # without reading it, which matters on a node where the scrape's objects are out of
+        # the CPU's caches.
         seen, now = self._seen, {}
         singles, known = self._singles, self._families
         if len(singles) > MAX_CACHED_FAMILIES:
@@ -103,28 +104,13 @@ class TextEncoder:
                 continue
             samples = family.samples
             if len(samples) == 1 and not samples[0].labels:
-                # A family of one value (most of them): its HELP, TYPE and name in one piece,
-                # and its whole text again while its value stays the same.
+                # A family of one value (most of them): its HELP, TYPE and name in one piece.
                 sample = samples[0]
-                last = singles.get(family.name)
-                if (
-                    last is None
-                    or last[0] != sample.name
-                    or last[1] != kind
-                    or last[2] != family.documentation
-                ):
-                    head = self._header(family, kind) + f"{sample.name} "
-                elif last[4] == sample.value:
-                    out.append(last[5])
-                    now[id(family)] = (family, last[5])
-                    continue
-                else:
-                    head = last[3]
+                key = (sample.name, family.name, kind, family.documentation)
+                head = singles.get(key)
+                if head is None:
+                    head = singles[key] = self._header(family, kind) + f"{sample.name} "
                 line = _line(head, sample.value)
-                # One tuple, replaced whole: concurrent scrapes may encode at once.
-                singles[family.name] = (
-                    sample.name, kind, family.documentation, head, sample.value, line
-                )  # fmt: skip
                 out.append(line)
                 now[id(family)] = (family, line)
                 continue

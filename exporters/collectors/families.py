@@ -32,12 +32,16 @@ def single(kind: type[Metric], name: str, documentation: str, value: float) -> M
     value stays the same, the family of the last call is handed out again (nothing
     changes a family once collected; most of a node's values hold still between scrapes).
     """
-    key = (kind, name, documentation)
+    return _single((kind, name, documentation), value)
+
+
+def _single(key: tuple[type[Metric], str, str], value: float) -> Metric:
     last = _LAST.get(key)
     if last is not None and last[0] == value and type(last[0]) is type(value):
         return last[1]
     known = _SINGLE.get(key)
     if known is None:
+        kind, name, documentation = key
         family = kind(name, documentation, value=value)
         if len(family.samples) == 1 and not family.samples[0].labels:
             if len(_SINGLE) >= MAX_SINGLE_FAMILIES:
@@ -47,6 +51,7 @@ def single(kind: type[Metric], name: str, documentation: str, value: float) -> M
             _SINGLE[key] = (fields, sample.name, tuple(sample[3:]))
         return family
     fields, sample_name, tail = known
+    kind = key[0]
     family = kind.__new__(kind)
     family.__dict__ = fields.copy()
     family.samples = [_new_tuple(Sample, (sample_name, {}, value, *tail))]
@@ -65,31 +70,15 @@ class Singles:
 
     def __init__(self, describe: Callable[[Any], tuple[type[Metric], str, str]]):
         self.describe = describe
-        self.known: dict[Hashable, tuple[type[Metric], dict[str, Any], str, tuple]] = {}
-        self.last: dict[Hashable, tuple[float, Metric]] = {}  # as single()'s
+        self.described: dict[Hashable, tuple[type[Metric], str, str]] = {}
 
     def __call__(self, key: Hashable, value: float) -> Metric:
-        last = self.last.get(key)
-        if last is not None and last[0] == value and type(last[0]) is type(value):
-            return last[1]
-        known = self.known.get(key)
-        if known is None:
-            kind, name, documentation = self.describe(key)
-            family = single(kind, name, documentation, value)
-            learned = _SINGLE.get((kind, name, documentation))
-            if learned is not None:
-                if len(self.known) >= MAX_SINGLE_FAMILIES:
-                    self.known.clear()
-                self.known[key] = (kind, *learned)
-            return family
-        kind, fields, sample_name, tail = known
-        family = kind.__new__(kind)
-        family.__dict__ = fields.copy()
-        family.samples = [_new_tuple(Sample, (sample_name, {}, value, *tail))]
-        if len(self.last) >= MAX_SINGLE_FAMILIES:
-            self.last.clear()
-        self.last[key] = (value, family)
-        return family
+        described = self.described.get(key)
+        if described is None:
+            if len(self.described) >= MAX_SINGLE_FAMILIES:
+                self.described.clear()
+            described = self.described[key] = tuple(self.describe(key))
+        return _single(described, value)
 
 
 # Families with labels by (type, name, help, label names): their fields but the samples.

@@ -27,17 +27,9 @@ SNMP6 = "/proc/net/snmp6"
 _SNMP6_PROTOCOL = re.compile(r"^([A-Za-z]+6)(\w+)$")
 
 
-_WANTED: dict[tuple[str, str], bool] = {}
-
-
 def wanted(key: tuple[str, str]) -> bool:
-    """Whether the default field set has it; memoised, the same few hundred keys recur."""
-    known = _WANTED.get(key)
-    if known is None:
-        if len(_WANTED) > 10_000:
-            _WANTED.clear()
-        known = _WANTED[key] = bool(FIELDS.match(f"{key[0]}_{key[1]}"))
-    return known
+    """Whether the default field set has it (asked when a layout is learned, not per read)."""
+    return bool(FIELDS.match(f"{key[0]}_{key[1]}"))
 
 
 # A names line -> the positions and keys of its wanted fields. The names lines are the same
@@ -71,18 +63,11 @@ def parse_paired(text: str) -> dict[tuple[str, str], float]:
     return values
 
 
-# An snmp6 name ("Ip6InReceives") -> its (protocol, field) key when wanted, else None.
-_SNMP6_KEYS: dict[str, tuple[str, str] | None] = {}
-
-
 def _snmp6_key(name: str) -> tuple[str, str] | None:
-    if name not in _SNMP6_KEYS:
-        if len(_SNMP6_KEYS) > 10_000:
-            _SNMP6_KEYS.clear()
-        match = _SNMP6_PROTOCOL.match(name)
-        key = (match[1], match[2]) if match else None
-        _SNMP6_KEYS[name] = key if key is not None and wanted(key) else None
-    return _SNMP6_KEYS[name]
+    """An snmp6 name ("Ip6InReceives") -> its (protocol, field) key when wanted, else None."""
+    match = _SNMP6_PROTOCOL.match(name)
+    key = (match[1], match[2]) if match else None
+    return key if key is not None and wanted(key) else None
 
 
 def _locate_snmp6(words: Sequence[str]) -> list[tuple[int, int, tuple[str, str]]]:
